@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow bench clean reproduce-table1 reproduce-table2 reproduce-table7
+.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-table1 reproduce-table2 reproduce-table7
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -39,6 +39,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf outputs multirun wandb
+
+# the laptop policy (tiny-sft:256x6): SFT once, about 18 min on 2 cores, cached in .cache/gprl (also built on
+# first use by any policy experiment)
+policy: $(STAMP)
+	$(PY) -m gprl.models.sft
+
+# the six policy experiments on the laptop policy, each ending with its held-out evaluation table
+POLICY_EXPERIMENTS = alpaca_gprl alpaca_grpo alpaca_gpo alpaca_sppo alpaca_dpo alpaca_simpo
+policy-experiments: policy
+	for e in $(POLICY_EXPERIMENTS); do $(PY) run.py +experiment=$$e $(ARGS) || exit 1; done
 
 # Paper tables: SCALE=offline (default; writes results/tableN.{csv,md}), smoke (minutes; writes
 # outputs/tables-smoke/), or a cluster scale named in the manifest (add LAUNCHER=slurm).

@@ -78,5 +78,13 @@ def main(cfg: DictConfig) -> None:
         fail(str(e))
 
 
+def hoist_multirun_flag(argv: list[str]) -> list[str]:
+    """Hydra's argparse stops reading overrides at ``-m``: ``run.py +experiment=X -m k=2,4`` would reject
+    ``k=2,4``. Moving ``-m``/``--multirun`` to the front makes that documented form work."""
+    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
+    return argv[:1] + flags + [a for a in argv[1:] if a not in ("-m", "--multirun")]
+
+
 if __name__ == "__main__":
+    sys.argv = hoist_multirun_flag(sys.argv)
     main()

@@ -173,14 +173,23 @@ class PathsConfig:
 
 @dataclass
 class PolicyConfig:
-    """The policy for online RL (task train_rl)."""
+    """The policy that tasks train_rl and train_po start from (and the evaluation compares against)."""
 
-    backbone: str = "tiny:256x4"  # Hub name or local dir of a causal LM, or tiny:HIDDENxLAYERS (built locally, untrained)
+    backbone: str = "tiny-sft:256x6"  # Hub name or local dir of a causal LM; tiny-sft:HxL (SFT'd offline, cached) | tiny:HxL (untrained)
     dtype: str = "float32"  # float32 | bfloat16 | float16
+    lora_r: int = 0  # > 0: train LoRA adapters of this rank (peft) instead of every weight; merged when saved
+    lora_alpha: int = 16  # LoRA scaling numerator
+    lora_target_modules: str = "all-linear"  # peft target_modules (a module-name suffix, or all-linear)
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise GprlError(f"policy.dtype must be float32|bfloat16|float16, got {self.dtype!r}")
+        if self.lora_r < 0:
+            raise GprlError(f"policy.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
+        if self.backbone.startswith("tiny-sft:"):
+            from gprl.models.sft import parse
+
+            parse(self.backbone)
 
 
 @dataclass
@@ -217,10 +226,71 @@ class RLConfig:
 
 
 @dataclass
+class POConfig:
+    """Iterative preference optimisation on reward-model-labelled samples (task train_po; SPEC 2 and 4).
+
+    Each iteration samples ``num_samples`` answers per prompt from the current policy, scores all pairs with the
+    reward model (its K x K matrix), takes chosen = argmax / rejected = argmin of the mean row score, and trains
+    one epoch with ``loss``, referenced on the policy the iteration started from (pi_t)."""
+
+    loss: str = "gpo"  # gprl.trainers.po.PO_TRAINERS: gpo | sppo (this project, on TRL's DPOTrainer) | dpo (TRL) | simpo (TRL CPO)
+    prompts: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_prompts", split="train"))  # prompt source
+    prompts_per_iteration: int = 64  # disjoint prompt parts per iteration, as SPPO splits its prompts
+    iterations: int = 3  # GPO/SPPO: 3; DPO/SimPO: 1
+    num_samples: int = 5  # K answers per prompt
+    max_completion_length: int = 64  # tokens per sampled answer
+    temperature: float = 0.7  # sampling (SPEC 2: T=0.7, top_p=0.9)
+    top_p: float = 0.9
+    beta: float = 0.001  # GPO/SPPO 0.001; DPO 0.1 (0.01 for Llama-3 Instruct); SimPO 2.5
+    gamma_beta_ratio: float = 0.55  # SimPO: gamma = beta * ratio
+    clamp: float = 1000.0  # GPO: targets s/beta clamped to +-clamp
+    lr: float = 5.0e-7  # SPEC 2 (5e-7, RMSprop); the CPU experiments raise it
+    optim: str = "rmsprop"  # transformers optim name
+    batch_size: int = 8  # pairs per step
+    epochs: float = 1.0  # per iteration
+    warmup_ratio: float = 0.1
+    scheduler: str = "linear"
+
+    def __post_init__(self):
+        from gprl.trainers.po import PO_TRAINERS
+
+        PO_TRAINERS.get(self.loss)
+        for name in ("prompts_per_iteration", "iterations", "max_completion_length", "batch_size"):
+            if getattr(self, name) < 1:
+                raise GprlError(f"po.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_samples < 2:
+            raise GprlError("po.num_samples must be >= 2 (chosen and rejected come from the samples)")
+        if not (self.lr > 0 and self.beta > 0 and self.temperature > 0 and 0 < self.top_p <= 1 and self.epochs > 0):
+            raise GprlError("po: need lr > 0, beta > 0, temperature > 0, 0 < top_p <= 1 and epochs > 0")
+
+
+@dataclass
+class PolicyEvalConfig:
+    """What every policy run ends with: win rate against the initial policy on held-out prompts, judged by a
+    reward model that took no part in training, with mean length beside it."""
+
+    enabled: bool = True
+    prompts: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_prompts", split="test"))  # held-out prompts
+    max_prompts: Optional[int] = 100  # seeded sample of the prompts (None = all)
+    max_new_tokens: int = 64
+    temperature: float = 0.7  # 0 = greedy
+    top_p: float = 0.9
+    judge: Optional[str] = None  # an existing reward model (dir or Hub); None = train the default judge once (cached)
+    judge_data: SourceConfig = field(default_factory=lambda: SourceConfig(source="ultrafeedback", split="train"))  # default judge's training pairs
+    judge_check: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_balanced", split="test"))  # pairs to report the judge's accuracy on
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or (self.max_prompts is not None and self.max_prompts < 1):
+            raise GprlError("policy_eval: max_new_tokens and max_prompts must be >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise GprlError("policy_eval: need temperature >= 0 and 0 < top_p <= 1")
+
+
+@dataclass
 class RunConfig:
     """One run: ``python run.py [+experiment=NAME] [k=...] [group=option] [a.b=value]``."""
 
-    task: str = "train_rm"  # train_rm (train, then evaluate) | eval_rm (evaluate reward_model.path) | train_rl (policy)
+    task: str = "train_rm"  # train_rm (train, then evaluate) | eval_rm (evaluate reward_model.path) | train_rl (online RL) | train_po (GPO/SPPO/DPO/SimPO)
     name: str = "default"  # run name: output directory outputs/<name>/<overrides> and W&B run group
     k: int = 4  # embedding dimension: 1 = Bradley-Terry, even = GPM with k/2 skew-symmetric subspaces
     seed: int = 0  # seed for data sampling, head init and training order
@@ -233,6 +303,8 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    po: POConfig = field(default_factory=POConfig)
+    policy_eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
 
     def __post_init__(self):
         from gprl.losses import LOSSES

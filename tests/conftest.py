@@ -64,3 +64,16 @@ def pairs_file(tmp_path) -> Path:
     p = tmp_path / "pairs.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in PAIRS))
     return p
+
+
+@pytest.fixture
+def judge_dir(tmp_path, tiny_encoder) -> str:
+    """An untrained BT reward model on the tiny encoder, as the policy evaluation's judge."""
+    import torch
+
+    from gprl.models import GeneralPreferenceModel, RewardModelSpec
+
+    torch.manual_seed(0)
+    d = tmp_path / "judge"
+    GeneralPreferenceModel.from_backbone(tiny_encoder, RewardModelSpec(k=1, max_length=64)).save_pretrained(d)
+    return str(d)

@@ -38,3 +38,12 @@ def tiny_overrides(backbone: str, pairs_file, out_dir=None, steps: int = 2) -> l
     if out_dir is not None:
         o.append(f"hydra.run.dir={out_dir}")
     return o
+
+
+def policy_overrides(encoder: str, decoder: str, judge: str, pairs_file, tmp_path) -> list[str]:
+    """A policy run on tiny local models: reward model trained on ``pairs_file`` (cached under tmp_path), the
+    untrained tiny decoder as policy, a small held-out evaluation judged by ``judge``."""
+    rm = [o for o in tiny_overrides(encoder, pairs_file, tmp_path / "run") if not o.startswith("eval")]
+    return [*rm, f"policy.backbone={decoder}", f"paths.cache={tmp_path / 'cache'}", f"policy_eval.judge={judge}",
+            "policy_eval.max_prompts=4", "policy_eval.max_new_tokens=6", "policy_eval.judge_check.source=jsonl",
+            f"policy_eval.judge_check.path={pairs_file}"]

@@ -29,7 +29,7 @@ def test_every_config_composes(experiment, k, launcher):
 
 
 def test_every_model_and_data_option_composes():
-    for group in ("model", "data", "algo", "reward_model", "eval", "logger", "policy", "rl"):
+    for group in ("model", "data", "algo", "reward_model", "eval", "logger", "policy", "rl", "po"):
         for p in (ROOT / "conf" / group).glob("*.yaml"):
             extra = {"data/jsonl": ["data.train.path=x.jsonl"], "eval/pairs_only": ["eval.pairs=x.jsonl"]}
             run_config([f"{group}={p.stem}", *extra.get(f"{group}/{p.stem}", [])])
@@ -43,6 +43,10 @@ def test_every_model_and_data_option_composes():
     ("data.train.source=nope", "unknown data source 'nope'"),
     ("task=nope", "unknown task 'nope'"),
     ("algo.lr=-1", "algo.lr must be > 0"),
+    ("po.loss=ipo", "unknown preference-optimisation trainer 'ipo'; known: dpo, gpo, simpo, sppo"),
+    ("po.num_samples=1", "po.num_samples must be >= 2"),
+    ("policy.backbone=tiny-sft:big", "expected tiny-sft:HIDDENxLAYERS"),
+    ("policy_eval.top_p=0", "0 < top_p <= 1"),
 ])
 def test_impossible_settings_are_rejected(override, message):
     with pytest.raises(GprlError, match=message):
@@ -77,6 +81,22 @@ def test_paper_settings_compose():
     assert rc.data.train.hub_name == "Skywork/Skywork-Reward-Preference-80K-v0.1"
 
 
+def test_preference_optimisation_configs_carry_the_paper_settings():
+    """SPEC 2 and 4: GPO/SPPO beta 0.001, RMSprop, 3 iterations of K=5 at T=0.7/top-p 0.9; DPO beta 0.1;
+    SimPO beta 2.5 with gamma/beta 0.55. The offline experiments change only the learning rate."""
+    for loss in ("gpo", "sppo"):
+        po = run_config([f"po={loss}"]).po
+        assert (po.beta, po.optim, po.lr, po.iterations, po.num_samples) == (0.001, "rmsprop", 5e-7, 3, 5)
+        assert (po.temperature, po.top_p, po.clamp) == (0.7, 0.9, 1000.0)
+    assert run_config(["po=dpo"]).po.beta == 0.1
+    simpo = run_config(["po=simpo"]).po
+    assert (simpo.beta, simpo.gamma_beta_ratio, simpo.lr) == (2.5, 0.55, 1e-6)
+    for loss in ("gpo", "sppo", "dpo", "simpo"):
+        default = run_config([f"po={loss}"]).po
+        exp = run_config([f"+experiment=alpaca_{loss}"]).po
+        assert exp.loss == loss and {k for k in vars(default) if getattr(default, k) != getattr(exp, k)} == {"lr"}
+
+
 def test_run_directory_names_are_deterministic_distinct_and_short():
     import run
 
@@ -99,3 +119,11 @@ def test_cluster_experiments_carry_the_paper_settings():
     cy = run_config(["+experiment=cyclic_gemma", "k=1"])
     assert (cy.algo.lr, cy.algo.batch_size, cy.algo.epochs, cy.tau) == (1e-6, 1, 50, 1.0)
     assert cy.data.train.source == "cyclic_ultrafeedback" and run_config(["+experiment=cyclic_gemma"]).tau == 0.1
+
+
+def test_multirun_flag_may_follow_overrides():
+    """`run.py +experiment=X -m k=2,4` (the README's form) reaches Hydra as `-m +experiment=X k=2,4`."""
+    import run
+
+    assert run.hoist_multirun_flag(["run.py", "+experiment=x", "-m", "k=2,4"]) == ["run.py", "-m", "+experiment=x", "k=2,4"]
+    assert run.hoist_multirun_flag(["run.py", "k=1"]) == ["run.py", "k=1"]

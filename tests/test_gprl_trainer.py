@@ -49,18 +49,20 @@ def test_grpo_estimator_reproduces_trls_advantages(tmp_path, tiny_decoder, tiny_
 
 
 @pytest.mark.parametrize("experiment, k", [("alpaca_gprl", 2), ("alpaca_grpo", 1)])
-def test_cli_trains_a_reward_model_then_the_policy(tiny_encoder, tiny_decoder, pairs_file, tmp_path, experiment, k):
+def test_cli_trains_a_reward_model_then_the_policy(tiny_encoder, tiny_decoder, pairs_file, judge_dir, tmp_path,
+                                                   experiment, k):
     import json
 
-    from tests.helpers import run_cli, tiny_overrides
+    from tests.helpers import policy_overrides, run_cli
 
-    rm_overrides = [o for o in tiny_overrides(tiny_encoder, pairs_file, tmp_path / "run") if not o.startswith("eval")]
-    r = run_cli([f"+experiment={experiment}", f"k={k}", *rm_overrides, f"policy.backbone={tiny_decoder}",
+    r = run_cli([f"+experiment={experiment}", f"k={k}",
+                 *policy_overrides(tiny_encoder, tiny_decoder, judge_dir, pairs_file, tmp_path),
                  "rl.steps=2", "rl.prompts_per_step=2", "rl.max_completion_length=6", "rl.lr=1e-3"])
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["steps"] == 2 and res["k"] == k and res["estimator"] == experiment.split("_")[1]
-    assert (tmp_path / "run" / "rm" / "model" / "gpm_config.json").exists()
+    assert len(list((tmp_path / "cache" / "reward_models").glob(f"k{k}-*/model/gpm_config.json"))) == 1
     assert (tmp_path / "run" / "policy" / "config.json").exists()
+    assert res["policy_eval"]["n"] == 4 and "win rate vs initial" in r.stdout
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("reward" in x for x in logged)

@@ -151,6 +151,22 @@ def alpaca_prompts(src, ctx: DataContext) -> list[dict]:
     return [{"prompt": r["instruction"]} for r in rows if r["idx"] in keep]
 
 
+@SOURCES.register("alpaca_sft")
+def alpaca_sft(src, ctx: DataContext) -> list[dict]:
+    """Every shipped model output on the AlpacaEval instructions of one split, as ``{"prompt", "response"}``
+    demonstrations (for the tiny policy's SFT; the train split only, by the data README's rule)."""
+    if src.split not in ("train", "test"):
+        raise GprlError(f"alpaca_sft split must be train or test, got {src.split!r}")
+    keep = alpaca_split()[src.split]
+    instr = {r["instruction"]: r["idx"] for r in _read_jsonl(_file(ctx, "alpaca_eval/alpaca_eval_instructions.jsonl"))}
+    out = []
+    for f in sorted((_file(ctx, "alpaca_eval/model_outputs")).glob("*.json.gz")):
+        for r in _read_json(f):
+            if instr.get(r.get("instruction")) in keep and isinstance(r.get("output"), str) and r["output"].strip():
+                out.append({"prompt": r["instruction"], "response": r["output"].strip()})
+    return out
+
+
 # ---- other shipped pairwise sets --------------------------------------------------------------------------
 
 def _split_dialogue(text: str) -> tuple[str, str]:

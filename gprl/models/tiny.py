@@ -45,12 +45,20 @@ def build_causal_lm(directory: str | Path, hidden_size: int = 32, num_layers: in
     return d
 
 
-def resolve_policy(name: str, cache: Path) -> str:
-    """``tiny:HIDDENxLAYERS`` -> a locally built, untrained causal LM cached under ``cache``; anything else as is."""
-    if not name.startswith("tiny:"):
-        return name
+def resolve_policy(name: str, cache: Path, shared_data: Path | None = None) -> str:
+    """``tiny:HIDDENxLAYERS`` -> a locally built, untrained causal LM cached under ``cache``;
+    ``tiny-sft:HIDDENxLAYERS[:STEPS]`` -> the SFT-trained laptop policy (``gprl.models.sft``, built on first use);
+    anything else (a Hub name or a directory) as is."""
     from gprl import GprlError
 
+    if name.startswith("tiny-sft:"):
+        if shared_data is None:
+            raise GprlError(f"policy {name!r} is trained on the shipped data: paths.shared_data is needed")
+        from gprl.models.sft import resolve
+
+        return resolve(name, cache, shared_data)
+    if not name.startswith("tiny:"):
+        return name
     try:
         hidden, layers = (int(x) for x in name[5:].split("x"))
     except ValueError:

@@ -198,3 +198,34 @@ def eval_rm(cfg: RunConfig, run_dir: Path) -> dict:
         _report(res, run_dir, run)
     print(f"[gprl] wrote {results}")
     return res
+
+
+def _fingerprint(*parts) -> str:
+    import hashlib
+    from dataclasses import asdict, is_dataclass
+
+    blob = json.dumps([asdict(p) if is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
+    """The reward model a policy run uses: ``reward_model.path`` if set, else one trained with this run's k,
+    model, reward_model, data, algo and seed, once, under ``<paths.cache>/<kind>/<fingerprint>`` (a file lock
+    makes parallel sweep jobs wait for it instead of training it twice). Returns the model directory."""
+    import fcntl
+
+    import dataclasses
+
+    if cfg.reward_model.path:
+        return Path(cfg.reward_model.path)
+    # its own metrics.jsonl in the cache directory; the policy run owns the W&B run
+    cfg = dataclasses.replace(cfg, logger=dataclasses.replace(cfg.logger, wandb=False))
+    key = _fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
+    d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        final = train(cfg, d)
+    if final.name != "model":
+        raise GprlError(f"reward model training in {d} stopped early; re-run to resume it")
+    return final

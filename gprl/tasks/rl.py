@@ -2,10 +2,12 @@
 
     python run.py +experiment=alpaca_gprl -m k=2,4,6,8
 
-The reward model is ``reward_model.path`` or, if unset, trained first in ``<run_dir>/rm`` with this run's
-``k``, model, data and algo (so a sweep over k sweeps the reward model's embedding dimension). The policy is
-``policy.backbone`` (any causal LM, or ``tiny:HIDDENxLAYERS`` built locally). Prompts: ``rl.prompts``.
-Resume as everywhere: re-running the command continues from ``<run_dir>/policy_checkpoints``.
+The reward model is ``reward_model.path`` or, if unset, trained once with this run's ``k``, model, data, algo
+and seed and cached (``cached_reward_model``; so a sweep over k sweeps the reward model's embedding dimension,
+and runs that differ only in RL settings share one). The policy is ``policy.backbone`` (any causal LM, or the
+laptop policies ``tiny-sft:HxL`` / ``tiny:HxL``). Prompts: ``rl.prompts``, given to TRL as chats. Resume as
+everywhere: re-running the command continues from ``<run_dir>/policy_checkpoints``. The run ends with the
+held-out evaluation against the starting policy (``gprl.policy_eval``).
 """
 
 from __future__ import annotations
@@ -17,41 +19,20 @@ from gprl.config import RunConfig
 from gprl.data import load_source
 from gprl.provenance import git_commit, versions
 from gprl.tasks import TASKS
-from gprl.tasks.common import data_context, write_json
+from gprl.tasks.common import data_context, wandb_run, write_json
 
 
-@TASKS.register("train_rl")
-def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
+def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[dict]):
+    """TRL GRPO settings from ``cfg.rl``, our estimator, monitor and reward function on top."""
     import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig
 
     from gprl.advantages import GPRLConfig, MonitorConfig
-    from gprl.models import GeneralPreferenceModel
-    from gprl.models.backbone import DTYPES
-    from gprl.models.tiny import resolve_policy
-    from gprl.tasks.reward_model import train as train_rm
+    from gprl.tasks.po import peft_config
     from gprl.trainers.callbacks import JsonlLogger
     from gprl.trainers.gprl_trainer import GPRLTrainer
 
-    results = run_dir / "results.json"
-    if results.exists():
-        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        return json.loads(results.read_text())
-    rm_dir = cfg.reward_model.path or train_rm(cfg, run_dir / "rm")
-    if Path(rm_dir).name == "checkpoints":
-        return {}
-    rm = GeneralPreferenceModel.from_pretrained(rm_dir)
-    ctx = data_context(cfg)
-    prompts = load_source(cfg.rl.prompts, ctx)
-    set_seed(cfg.seed)
-    policy_path = resolve_policy(cfg.policy.backbone, Path(cfg.paths.root or ".") / cfg.paths.cache)
-    tok = AutoTokenizer.from_pretrained(policy_path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    policy = AutoModelForCausalLM.from_pretrained(policy_path, dtype=DTYPES[cfg.policy.dtype])
     r = cfg.rl
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
     args = GRPOConfig(
@@ -62,28 +43,65 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
         epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
         report_to=report, logging_steps=1, save_steps=r.save_steps, seed=cfg.seed, use_cpu=not torch.cuda.is_available(),
     )
-    trainer = GPRLTrainer(
+    return GPRLTrainer(
         model=policy, args=args, train_dataset=datasets.Dataset.from_list(prompts), processing_class=tok,
         reward_model=rm, estimator=r.estimator,
         estimator_cfg=GPRLConfig(kappa=r.kappa, uniform_eigenvalues=r.uniform_eigenvalues,
                                  normalize_per_axis=r.normalize_per_axis),
         monitor_cfg=MonitorConfig(eps0=r.epsilon, beta0=r.beta) if r.monitor else None,
-        callbacks=[JsonlLogger(run_dir / "metrics.jsonl")],
+        callbacks=[JsonlLogger(run_dir / "metrics.jsonl")], peft_config=peft_config(cfg),
     )
-    ckpt = run_dir / "policy_checkpoints"
-    last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-    print(f"[gprl] {r.estimator} on {len(prompts)} prompts, policy {cfg.policy.backbone}, reward model {rm_dir} "
-          f"(k={rm.spec.k}), {r.steps} steps of {r.prompts_per_step} prompts x {r.num_generations}"
-          + (f"; resuming from {last}" if last else ""))
-    trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(run_dir / "policy"))
-    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": trainer.state.global_step,
+
+
+@TASKS.register("train_rl")
+def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
+    import time
+
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from gprl.models import GeneralPreferenceModel
+    from gprl.policy_eval import evaluate_policy, judge_dir, log_summary
+    from gprl.tasks.po import initial_policy, load_policy, save_policy
+    from gprl.tasks.reward_model import cached_reward_model
+
+    results = run_dir / "results.json"
+    if results.exists():
+        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
+        return json.loads(results.read_text())
+    t0 = time.time()
+    rm_dir = cached_reward_model(cfg)
+    if cfg.policy_eval.enabled:
+        judge_dir(cfg)  # trained (once) before the policy's W&B run opens
+    rm = GeneralPreferenceModel.from_pretrained(rm_dir)
+    prompts = [{"prompt": [{"role": "user", "content": r["prompt"]}]} for r in load_source(cfg.rl.prompts, data_context(cfg))]
+    set_seed(cfg.seed)
+    policy_path = initial_policy(cfg)
+    policy, tok = load_policy(policy_path, cfg.policy.dtype)
+    r, final = cfg.rl, run_dir / "policy"
+    with wandb_run(cfg, run_dir, "train_rl") as run:
+        trainer = build_trainer(cfg, run_dir, rm, policy, tok, prompts)
+        if not (final / "config.json").exists():  # a finished policy is never retrained
+            ckpt = run_dir / "policy_checkpoints"
+            last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+            print(f"[gprl] {r.estimator} on {len(prompts)} prompts, policy {cfg.policy.backbone}, reward model "
+                  f"{rm_dir} (k={rm.spec.k}), {r.steps} steps of {r.prompts_per_step} prompts x {r.num_generations}"
+                  + (f"; resuming from {last}" if last else ""))
+            trainer.train(resume_from_checkpoint=last)
+            save_policy(trainer, tok, final)
+            write_json(run_dir / "train_log.json", {"log_history": trainer.state.log_history, "monitor_events":
+                                                    trainer.monitor.events if trainer.monitor is not None else []})
+        train_s = time.time() - t0
+        ev = evaluate_policy(cfg, policy_path, str(final), run_dir) if cfg.policy_eval.enabled else None
+        log_summary(run, ev)
+    saved = json.loads((run_dir / "train_log.json").read_text())
+    log, monitor = saved["log_history"], saved["monitor_events"]
+    rewards = [h["reward"] for h in log if "reward" in h]
+    res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": max((h.get("step", 0) for h in log), default=0),
            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
-           "monitor_events": trainer.monitor.events if trainer.monitor is not None else [],
-           "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
-           "git_commit": git_commit(), "versions": versions(),
-           "note": "training-reward statistics only; no held-out judge evaluation yet"}
+           "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
+           "policy_eval": ev, "train_minutes": round(train_s / 60, 1),
+           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": git_commit(), "versions": versions()}
     write_json(results, res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
           f"{res['steps']} steps; monitor corrections: {len(res['monitor_events'])}; wrote {results}")

@@ -97,14 +97,13 @@ class GPRLTrainer(GRPOTrainer):
             self._anchors = {}
         new = [p for p in dict.fromkeys(prompts) if p not in self._anchors]
         if new:
+            from gprl.models.generation import generate
+
             ref = self.ref_model if self.ref_model is not None else self.accelerator.unwrap_model(self.model)
-            tok = self.processing_class
-            side, tok.padding_side = tok.padding_side, "left"
-            enc = tok(new, return_tensors="pt", padding=True).to(ref.device)
-            tok.padding_side = side
-            ids = ref.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=False,
-                               max_new_tokens=self.max_completion_length, pad_token_id=tok.pad_token_id)
-            answers = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            was_training = ref.training
+            answers = [a[0] for a in generate(ref, self.processing_class, new, 1, self.max_completion_length,
+                                              temperature=0.0, desc="reference answers")]
+            ref.train(was_training)
             v, _ = self.gpm_reward.rm.embed(new, answers)
             self._anchors.update(zip(new, v))
         return torch.stack([self._anchors[p] for p in prompts])

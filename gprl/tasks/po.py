@@ -1,0 +1,185 @@
+"""Task ``train_po``: iterative preference optimisation of a policy on reward-model-labelled samples
+(GPO and SPPO as in SPEC 2; DPO and SimPO through TRL on the same kind of pairs).
+
+    python run.py +experiment=alpaca_gpo -m k=2,4,6,8
+
+Each iteration t = 1..T takes a fresh part of the prompts, samples K answers per prompt from pi_t (the policy
+after iteration t-1), scores every pair with the reward model (O(K) embeddings, then the K x K matrix), labels
+chosen = argmax / rejected = argmin of the mean row score with the GPO and SPPO targets
+(``gprl.losses.policy.iterative_targets``), and trains one epoch referenced on pi_t. Iterations are resumable:
+a finished ``iter<t>/policy`` is never retrained. The run ends with the held-out evaluation
+(``gprl.policy_eval``) against the starting policy.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from gprl import GprlError
+from gprl.config import RunConfig
+from gprl.provenance import git_commit, versions
+from gprl.tasks import TASKS
+from gprl.tasks.common import data_context, wandb_run, write_json
+
+TARGET_KEYS = {"gpo": ("gpo_w", "gpo_l"), "sppo": ("sppo_w", "sppo_l")}
+
+
+def label_pairs(rm, prompts: list[str], samples: list[list[str]], loss: str) -> list[dict]:
+    """One (chosen, rejected) pair per prompt from its K samples and the reward model's score matrix."""
+    from gprl.losses.policy import iterative_targets
+    from gprl.models.score import score_matrix
+
+    flat_p = [p for p, s in zip(prompts, samples) for _ in s]
+    v, lam = rm.embed(flat_p, [a for s in samples for a in s])
+    rows, at = [], 0
+    for p, s in zip(prompts, samples):
+        K = len(s)
+        S = score_matrix(v[at:at + K], None if lam is None else lam[at])
+        at += K
+        if not bool(S.isfinite().all()):
+            raise GprlError(f"the reward model returned non-finite scores for prompt {p[:60]!r}")
+        t = iterative_targets(S, rm.spec.tau)
+        if s[t["chosen"]] == s[t["rejected"]]:
+            continue  # identical answers carry no preference
+        tw, tl = TARGET_KEYS.get(loss, (None, None))
+        rows.append({"prompt": p, "chosen": s[t["chosen"]], "rejected": s[t["rejected"]],
+                     "target_chosen": t[tw] if tw else 0.0, "target_rejected": t[tl] if tl else 0.0,
+                     "gpo_w": t["gpo_w"], "gpo_l": t["gpo_l"], "sppo_w": t["sppo_w"], "sppo_l": t["sppo_l"]})
+    return rows
+
+
+def _chat(r: dict) -> dict:
+    return {"prompt": [{"role": "user", "content": r["prompt"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            "target_chosen": r["target_chosen"], "target_rejected": r["target_rejected"]}
+
+
+def load_policy(path: str, dtype: str = "float32"):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gprl.models.backbone import DTYPES
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.model_input_names = ["input_ids", "attention_mask"]  # a causal LM takes no token_type_ids (BERT-style vocabularies add them)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]), tok
+
+
+def peft_config(cfg: RunConfig):
+    """A peft ``LoraConfig`` when ``policy.lora_r > 0``, else None (full fine-tuning)."""
+    if cfg.policy.lora_r == 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.policy.lora_r, lora_alpha=cfg.policy.lora_alpha, task_type="CAUSAL_LM",
+                      target_modules=cfg.policy.lora_target_modules)
+
+
+def save_policy(trainer, tok, directory: Path) -> None:
+    """Save the trained policy as a plain model (LoRA adapters merged), appearing whole or not at all."""
+    from peft import PeftModel
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if isinstance(model, PeftModel):
+        model.merge_and_unload().save_pretrained(tmp)
+    else:
+        trainer.save_model(str(tmp))
+    tok.save_pretrained(tmp)
+    tmp.rename(directory)
+
+
+def initial_policy(cfg: RunConfig) -> str:
+    from gprl.models.tiny import resolve_policy
+
+    root = Path(cfg.paths.root or ".")
+    return resolve_policy(cfg.policy.backbone, root / cfg.paths.cache, data_context(cfg).shared_data)
+
+
+def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], it: Path) -> dict:
+    """Iteration ``t``: sample from ``current`` (pi_t), label with ``rm``, train one epoch, save ``it/policy``."""
+    import datasets
+    from transformers import set_seed
+
+    from gprl.models.generation import generate
+    from gprl.trainers.callbacks import JsonlLogger
+    from gprl.trainers.po import PO_TRAINERS, POSettings
+
+    po = cfg.po
+    it.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed + t)
+    model, tok = load_policy(current, cfg.policy.dtype)
+    n = po.prompts_per_iteration
+    part = [prompts[(i + (t - 1) * n) % len(prompts)] for i in range(n)]
+    samples = generate(model, tok, part, po.num_samples, po.max_completion_length, po.temperature, po.top_p,
+                       seed=cfg.seed * 1000 + t, desc=f"iteration {t}: sampling")
+    rows = label_pairs(rm, part, samples, po.loss)
+    if not rows:
+        raise GprlError(f"iteration {t}: every prompt's samples were identical; nothing to learn from")
+    with open(it / "pairs.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
+    settings = POSettings(loss=po.loss, output_dir=str(it / "checkpoints"), beta=po.beta, lr=po.lr,
+                          gamma_beta_ratio=po.gamma_beta_ratio, clamp=po.clamp, optim=po.optim,
+                          batch_size=po.batch_size, epochs=po.epochs, warmup_ratio=po.warmup_ratio,
+                          scheduler=po.scheduler, max_length=512, seed=cfg.seed + t, report_to=report,
+                          bf16=cfg.policy.dtype == "bfloat16", peft_config=peft_config(cfg))
+    trainer = PO_TRAINERS.get(po.loss)(model, tok, datasets.Dataset.from_list([_chat(r) for r in rows]), settings,
+                                       callbacks=[JsonlLogger(it / "metrics.jsonl")])
+    out = trainer.train()
+    save_policy(trainer, tok, it / "policy")  # LoRA merged: the next iteration's pi_t is this whole model
+    summary = {"iteration": t, "pairs": len(rows), "train_loss": out.training_loss,
+               "mean_target_chosen": sum(r["target_chosen"] for r in rows) / len(rows),
+               "mean_target_rejected": sum(r["target_rejected"] for r in rows) / len(rows)}
+    write_json(it / "summary.json", summary)
+    print(f"[gprl] iteration {t}: {len(rows)} pairs, train loss {out.training_loss:.4g}")
+    return summary
+
+
+@TASKS.register("train_po")
+def train_po(cfg: RunConfig, run_dir: Path) -> dict:
+    from gprl.data import load_source
+    from gprl.models import GeneralPreferenceModel
+    from gprl.policy_eval import evaluate_policy, judge_dir, log_summary
+    from gprl.tasks.reward_model import cached_reward_model
+
+    results = run_dir / "results.json"
+    if results.exists():
+        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
+        return json.loads(results.read_text())
+    po, t0 = cfg.po, time.time()
+    rm_dir = cached_reward_model(cfg)
+    if cfg.policy_eval.enabled:
+        judge_dir(cfg)  # trained (once) before the policy's W&B run opens
+    rm = GeneralPreferenceModel.from_pretrained(rm_dir)
+    prompts = [r["prompt"] for r in load_source(po.prompts, data_context(cfg))]
+    random.Random(cfg.seed).shuffle(prompts)
+    start = current = initial_policy(cfg)
+    print(f"[gprl] {po.loss} from {cfg.policy.backbone}: {po.iterations} iteration(s) of {po.prompts_per_iteration} "
+          f"prompts x K={po.num_samples} samples, reward model {rm_dir} (k={rm.spec.k})")
+    history = []
+    with wandb_run(cfg, run_dir, "train_po") as run:
+        for t in range(1, po.iterations + 1):
+            it = run_dir / f"iter{t}"
+            if (it / "policy" / "config.json").exists():
+                print(f"[gprl] iteration {t}: finished earlier ({it / 'policy'})")
+                history.append(json.loads((it / "summary.json").read_text()))
+            else:
+                history.append(run_iteration(cfg, t, current, rm, prompts, it))
+            current = str(it / "policy")
+        train_s = time.time() - t0
+        ev = evaluate_policy(cfg, start, current, run_dir) if cfg.policy_eval.enabled else None
+        log_summary(run, ev)
+    res = {"task": "train_po", "loss": po.loss, "k": rm.spec.k, "iterations": history, "policy": current,
+           "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
+           "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
+           "git_commit": git_commit(), "versions": versions()}
+    write_json(results, res)
+    print(f"[gprl] wrote {results}")
+    return res
