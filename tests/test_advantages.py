@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gprl import GprlError
-from gprl.advantages import ADVANTAGES, DriftMonitor, GPRLConfig, Group, grpo_advantages
+from gprl.advantages import ADVANTAGES, DriftMonitor, GPRLConfig, Group, MonitorConfig, grpo_advantages
 
 
 def trl_grpo_advantages(rewards: torch.Tensor, G: int) -> torch.Tensor:
@@ -117,3 +117,14 @@ def test_monitor_recovers_after_calm_steps():
         mon.update(torch.tensor([level, level]))
     assert mon.eps == pytest.approx(0.2) and mon.beta == pytest.approx(0.04)
     assert torch.allclose(mon.multipliers, torch.ones(2), atol=0.05)
+
+
+def test_monitor_never_calls_the_only_axis_exploited():
+    """k=2 (one subspace): a gain on the only axis is improvement, not single-axis exploitation; regression
+    still fires."""
+    m = DriftMonitor(1, MonitorConfig())
+    for p in torch.linspace(0.5, 0.9, 30):
+        assert m.update(torch.tensor([float(p)]))["trigger"] is None
+    for _ in range(30):
+        m.update(torch.tensor([0.1]))
+    assert m.events and all(e["trigger"] == "regression" for e in m.events)

@@ -5,7 +5,7 @@ Each step the trainer reports, per axis l, the policy's win rate against the fro
 ``D_l = p~^l_t - p~^l_0`` since the start. Exploitation of ``l* = argmax D`` is flagged when
 
 * the dominance ``max_l D_l+ / (sum_l D_l+ + 1e-6)`` exceeds 0.7, ``D_l* > 0.05`` and every other axis gained
-  less than ``0.25 D_l*``; or
+  less than ``0.25 D_l*`` (needs at least two axes: with one, every gain would be "single-axis"); or
 * any axis regressed: ``D_l < -0.05`` (hard trigger).
 
 Correction (at most once every ``cooldown`` steps): halve the exploited axis's multiplier (floor 0.2), raise
@@ -86,7 +86,7 @@ class DriftMonitor:
         top = int(torch.argmax(d))
         dom = float(pos[top] / (pos.sum() + 1e-6))
         others = torch.cat([d[:top], d[top + 1:]])
-        if (dom > self.cfg.dominance and d[top] > self.cfg.min_gain
+        if (len(d) > 1 and dom > self.cfg.dominance and d[top] > self.cfg.min_gain
                 and bool((others < self.cfg.others_ratio * d[top]).all())):
             return "single_axis", top
         return None, None
