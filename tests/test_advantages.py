@@ -128,3 +128,22 @@ def test_monitor_never_calls_the_only_axis_exploited():
     for _ in range(30):
         m.update(torch.tensor([0.1]))
     assert m.events and all(e["trigger"] == "regression" for e in m.events)
+
+
+def test_a_batch_may_mix_prompts_with_and_without_a_verifier():
+    """SPEC 3.4: one batch, two kinds of prompts. The verifier axis is the last one; the running scales and the
+    monitor's multipliers keep their values across groups of either kind."""
+    torch.manual_seed(0)
+    est = ADVANTAGES.get("gprl")(GPRLConfig())
+    open_g = Group(v=torch.nn.functional.normalize(torch.randn(4, 4), dim=-1), lam=torch.tensor([0.5, 0.5]), tau=0.1)
+    ver_g = Group(v=torch.nn.functional.normalize(torch.randn(4, 4), dim=-1), lam=torch.tensor([0.5, 0.5]), tau=0.1,
+                  verifier=torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    a1, i1 = est(ver_g)
+    est.multipliers[0] = 0.5  # as the monitor would set it
+    a2, i2 = est(open_g)
+    assert len(i1["sigma"]) == 3 and len(i2["sigma"]) == 2 and est.multipliers[0] == 0.5
+    est.update_scale([i1["sigma"], i2["sigma"]])
+    assert est.sigma_bar.shape == (3,) and torch.isfinite(est.sigma_bar).all()
+    assert torch.isclose(est.sigma_bar[2], i1["sigma"][2])  # the verifier axis's scale from the one group that has it
+    a3, _ = est(open_g)
+    assert torch.isfinite(a3).all() and torch.isfinite(a1).all()

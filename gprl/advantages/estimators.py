@@ -110,24 +110,37 @@ class GPRLEstimator:
         """Unweighted per-axis advantages ``(L, G)`` and the group's per-axis scales ``(L,)``."""
         r = (g.axis_matrix() if c is None else c).mean(2)  # (L, G): 1/G sum_j c^l_ij
         sigma = r.std(1)
-        floor = self.cfg.kappa * self.sigma_bar if self.sigma_bar is not None else torch.zeros_like(sigma)
+        L = len(sigma)  # a prompt without a verifier has one axis fewer than one with it
+        floor = (self.cfg.kappa * self.sigma_bar[:L] if self.sigma_bar is not None and len(self.sigma_bar) >= L
+                 else torch.zeros_like(sigma))
         return r / (torch.maximum(sigma, floor) + EPS)[:, None], sigma
 
     def __call__(self, g: Group) -> tuple[torch.Tensor, dict]:
         c = g.axis_matrix()
-        if self.multipliers is None or len(self.multipliers) != c.shape[0]:
-            self.multipliers = torch.ones(c.shape[0])
+        if self.multipliers is None or len(self.multipliers) < c.shape[0]:  # grow (verifier axis), never reset
+            old = self.multipliers if self.multipliers is not None else torch.ones(0)
+            self.multipliers = torch.cat([old, torch.ones(c.shape[0] - len(old))])
         w = _weights(g, self.multipliers, self.cfg)
         if not self.cfg.normalize_per_axis:  # ablation: aggregate first, normalise once
             return grpo_advantages((w[:, None, None] * c).sum(0).mean(1)), {"weights": w}
         a_axis, sigma = self.per_axis(g, c)
         return (w[:, None] * a_axis).sum(0), {"weights": w, "axis_adv": a_axis, "sigma": sigma}
 
-    def update_scale(self, sigmas: torch.Tensor) -> None:
-        """After a batch: fold the batch mean of the per-axis scales ``(B, L)`` into the running mean."""
-        m = sigmas.mean(0)
-        d = self.cfg.sigma_decay
-        self.sigma_bar = m.clone() if self.sigma_bar is None else d * self.sigma_bar + (1 - d) * m
+    def update_scale(self, sigmas: list[torch.Tensor] | torch.Tensor) -> None:
+        """After a batch: fold the batch mean of the per-axis scales (one ``(L_b,)`` per group; groups without a
+        verifier lack the last axis) into the running mean, axis by axis."""
+        L = max(len(s) for s in sigmas)
+        padded = torch.full((len(sigmas), L), float("nan"))
+        for i, s in enumerate(sigmas):
+            padded[i, : len(s)] = s
+        m = padded.nanmean(0)
+        if self.sigma_bar is None:
+            self.sigma_bar = m.clone()
+            return
+        if len(self.sigma_bar) < L:
+            self.sigma_bar = torch.cat([self.sigma_bar, m[len(self.sigma_bar):]])
+        d, seen = self.cfg.sigma_decay, ~torch.isnan(m)
+        self.sigma_bar[seen] = d * self.sigma_bar[seen] + (1 - d) * m[seen]
 
 
 def _weights(g: Group, multipliers: torch.Tensor, cfg: GPRLConfig) -> torch.Tensor:

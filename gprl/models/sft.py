@@ -102,21 +102,31 @@ def _chat(d: dict) -> dict:
             "completion": [{"role": "assistant", "content": d["response"]}]}
 
 
-def build(spec: TinySFTSpec, directory: Path, shared_data: Path, threads: int | None = None) -> Path:
-    """Train the tokenizer and the model, save both and ``sft_report.json`` to ``directory``."""
-    import datasets
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from trl import SFTConfig, SFTTrainer
-
-    t0 = time.time()
-    if threads:
-        torch.set_num_threads(threads)
+def build(spec: TinySFTSpec, directory: Path, shared_data: Path) -> Path:
+    """Train the tokenizer on the shipped text, then the model; save both and ``sft_report.json``."""
     train = demonstrations(shared_data, "train")
     tok = train_tokenizer([d["prompt"] for d in train] + [d["response"] for d in train], spec.vocab)
     train = _fits(tok, spec, train)
     held = _fits(tok, spec, demonstrations(shared_data, "test"))
     held = random.Random(spec.seed).sample(held, min(spec.held_out, len(held)))
+    return sft_train(spec, tok, train, held, directory,
+                     what="train-split AlpacaEval outputs + UltraFeedback chosen, BPE")
+
+
+def sft_train(spec: TinySFTSpec, tok, train: list[dict], held: list[dict], directory: Path, what: str = "") -> Path:
+    """SFT a fresh Llama-architecture model of ``spec``'s size on ``{"prompt", "response"}`` demonstrations with
+    TRL's SFTTrainer (completion-only loss); save it, the tokenizer and ``sft_report.json`` (held-out
+    perplexity, samples) to ``directory``, which appears whole or not at all. Resumable."""
+    import shutil
+
+    import datasets
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    t0 = time.time()
+    train = list(train)
     random.Random(spec.seed).shuffle(train)
     torch.manual_seed(spec.seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
@@ -126,8 +136,8 @@ def build(spec: TinySFTSpec, directory: Path, shared_data: Path, threads: int | 
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
     model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"[gprl] SFT of the tiny policy: {n_params / 1e6:.1f}M parameters, {len(tok)}-token BPE, "
-          f"{len(train)} demonstrations (train-split AlpacaEval outputs + UltraFeedback chosen), {spec.steps} steps")
+    print(f"[gprl] SFT of a tiny policy: {n_params / 1e6:.2f}M parameters, {len(tok)}-token vocabulary, "
+          f"{len(train)} demonstrations ({what}), {spec.steps} steps")
     work = directory.with_name(directory.name + ".work")
     args = SFTConfig(
         output_dir=str(work), max_steps=spec.steps, per_device_train_batch_size=spec.batch_size,
@@ -139,26 +149,23 @@ def build(spec: TinySFTSpec, directory: Path, shared_data: Path, threads: int | 
     )
     trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                          train_dataset=datasets.Dataset.from_list([_chat(d) for d in train]))
-    from transformers.trainer_utils import get_last_checkpoint
-
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     ppl = perplexity(model, tok, held)
     samples = sample(model, tok, [d["prompt"] for d in held[:4]], spec.max_response_tokens)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    log = trainer.state.log_history
+    losses = [h["loss"] for h in log if "loss" in h]
     report = {"spec": asdict(spec), "parameters": n_params, "demonstrations": len(train),
-              "tokens_seen": next((h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h), None), "train_loss_last": losses[-1] if losses else None,
-              "held_out_perplexity": ppl, "held_out_examples": len(held), "minutes": round((time.time() - t0) / 60, 1),
-              "samples": samples}
+              "tokens_seen": next((h["num_tokens"] for h in reversed(log) if "num_tokens" in h), None),
+              "train_loss_last": losses[-1] if losses else None, "held_out_perplexity": ppl,
+              "held_out_examples": len(held), "minutes": round((time.time() - t0) / 60, 1), "samples": samples}
     tmp = directory.with_name(directory.name + ".tmp")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "sft_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    tmp.rename(directory)  # appears whole or not at all
-    import shutil
-
+    tmp.rename(directory)
     shutil.rmtree(work, ignore_errors=True)
-    print(f"[gprl] tiny policy ready in {directory}: held-out perplexity {ppl:.0f}, {report['minutes']} min")
+    print(f"[gprl] tiny policy ready in {directory}: held-out perplexity {ppl:.1f}, {report['minutes']} min")
     return directory
 
 

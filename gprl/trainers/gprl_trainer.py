@@ -44,7 +44,8 @@ class GPMReward:
         v, lam = self.rm.embed(p, c, self.batch_size)
         ver = None
         if self.verifier is not None:
-            ver = [self.verifier(pp, cc, **{k: vals[i] for k, vals in columns.items()}) for i, (pp, cc) in enumerate(zip(p, c))]
+            cols = {k: v for k, v in columns.items() if isinstance(v, (list, tuple)) and len(v) == len(p)}  # per-row columns
+            ver = [self.verifier(pp, cc, **{k: v[i] for k, v in cols.items()}) for i, (pp, cc) in enumerate(zip(p, c))]
         self.last, self.last_prompts, out = [], p[:: self.G], []
         for s in range(0, len(p), self.G):
             gv = ver[s:s + self.G] if ver is not None else None
@@ -59,9 +60,14 @@ class GPRLTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose advantages come from ``gprl.advantages`` and whose trust region the monitor steers."""
 
     def __init__(self, *args, reward_model, estimator: str = "gprl", estimator_cfg: GPRLConfig | None = None,
-                 monitor_cfg: MonitorConfig | None = None, verifier: Callable | None = None, **kwargs):
+                 monitor_cfg: MonitorConfig | None = None, verifier: Callable | None = None,
+                 tracked: tuple[Callable, ...] = (), **kwargs):
+        """``tracked``: extra TRL reward functions that are only logged (weight 0), e.g. a gold oracle's aspects;
+        they are called after the GPM reward, so they may read ``self.gpm_reward.last``."""
         self.gpm_reward = GPMReward(reward_model, kwargs["args"].num_generations, verifier)
-        super().__init__(*args, reward_funcs=[self.gpm_reward], **kwargs)
+        if tracked:
+            kwargs["args"].reward_weights = [1.0] + [0.0] * len(tracked)
+        super().__init__(*args, reward_funcs=[self.gpm_reward, *tracked], **kwargs)
         self.estimator = ADVANTAGES.get(estimator)(estimator_cfg or GPRLConfig())
         n_axes = 1 if reward_model.spec.k == 1 else reward_model.spec.k // 2
         self.monitor = DriftMonitor(n_axes, monitor_cfg) if monitor_cfg is not None else None
@@ -84,8 +90,8 @@ class GPRLTrainer(GRPOTrainer):
         n = len(out["advantages"])
         start = self.accelerator.process_index * n
         out["advantages"] = adv[start:start + n]
-        if sigmas and hasattr(self.estimator, "update_scale") and len({len(s) for s in sigmas}) == 1:
-            self.estimator.update_scale(torch.stack(sigmas))
+        if sigmas and hasattr(self.estimator, "update_scale"):
+            self.estimator.update_scale(sigmas)
         self._log_axes(infos)
         return out
 

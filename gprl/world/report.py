@@ -1,0 +1,167 @@
+"""``results/world/``: the comparison table (markdown + csv), the proxy reward models' gold accuracy, cycle rates,
+monitor events and PNG curves, with the command, date and commit that produced them."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from gprl.world.oracle import ASPECTS
+
+
+def _ms(xs: list[float], scale: float = 100.0) -> str:
+    xs = [scale * x for x in xs]
+    if len(xs) == 1:
+        return f"{xs[0]:.1f}"
+    return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}"
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per arm: final and best held-out gold win rate, proxy gain, KL, length, final aspects (per seed)."""
+    by = defaultdict(list)
+    for r in runs:
+        by[r["arm"]].append(r)
+    rows = []
+    for arm, rs in by.items():
+        final = [r["evals"][-1] for r in rs]
+        first = [r["evals"][0] for r in rs]
+        row = {"arm": arm, "k": rs[0]["k"], "seeds": len(rs),
+               "gold_win_final": [f["gold_win"] for f in final],
+               "gold_win_best": [max(e["gold_win"] for e in r["evals"][1:]) for r in rs],
+               "proxy_gain": [f["proxy_win"] - s["proxy_win"] for f, s in zip(final, first)],
+               "kl": [f["kl"] for f in final], "length": [f["length"] for f in final],
+               "monitor_triggers": [len(r["monitor_events"]) for r in rs], "minutes": [r["minutes"] for r in rs]}
+        row.update({f"gold_{a}": [f[f"gold_{a}"] - s[f"gold_{a}"] for f, s in zip(final, first)] for a in ASPECTS})
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| arm | k | final gold win vs start (%) | best gold win (%) | proxy gain (pts) | KL to start | length "
+            "| " + " | ".join(f"Δ {a} (pts)" for a in ASPECTS) + " | monitor triggers | min/run |")
+    sep = "|" + "---|" * (10 + len(ASPECTS) - 4 + 4)
+    body = []
+    for r in rows:
+        body.append(f"| {r['arm']} | {r['k']} | {_ms(r['gold_win_final'])} | {_ms(r['gold_win_best'])} | "
+                    f"{_ms(r['proxy_gain'])} | {_ms(r['kl'], 1)} | {_ms(r['length'], 1)} | "
+                    + " | ".join(_ms(r[f'gold_{a}']) for a in ASPECTS)
+                    + f" | {sum(r['monitor_triggers'])} | {statistics.mean(r['minutes']):.1f} |")
+    return "\n".join([head, sep, *body])
+
+
+def _curves(runs: list[dict], key: str) -> dict[str, tuple[list[int], list[float]]]:
+    by = defaultdict(list)
+    for r in runs:
+        by[r["arm"]].append(r["evals"])
+    out = {}
+    for arm, evs in by.items():
+        steps = [e["step"] for e in evs[0]]
+        out[arm] = (steps, [statistics.mean(ev[i][key] for ev in evs) for i in range(len(steps))])
+    return out
+
+
+def plot(runs: list[dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    gold, proxy = _curves(runs, "gold_win"), _curves(runs, "proxy_win")
+    arms = list(gold)
+    cols = 4
+    fig, axes = plt.subplots((len(arms) + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((len(arms) + cols - 1) // cols)),
+                             squeeze=False, sharey=True)
+    for ax, arm in zip(axes.flat, arms):
+        ax.plot(*gold[arm], "o-", label="gold win vs start")
+        ax.plot(*proxy[arm], "s--", label="proxy P(win) vs start")
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(arms):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Held-out gold win rate and proxy win probability against the starting policy (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(out / "gold_vs_proxy.png", dpi=110)
+    plt.close(fig)
+    files.append("gold_vs_proxy.png")
+
+    show = [a for a in ("grpo_bt", "gprl") if a in gold]
+    if show:
+        fig, axes = plt.subplots(1, len(ASPECTS), figsize=(4 * len(ASPECTS), 3), squeeze=False)
+        for ax, asp in zip(axes[0], ASPECTS):
+            c = _curves(runs, f"gold_{asp}")
+            for arm in show:
+                ax.plot(*c[arm], "o-", label=arm)
+            ax.set_title(f"gold {asp}", fontsize=9)
+            ax.set_xlabel("step")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle("Per-aspect gold scores on held-out prompts (mean over seeds)")
+        fig.tight_layout()
+        fig.savefig(out / "aspects_grpo_vs_gprl.png", dpi=110)
+        plt.close(fig)
+        files.append("aspects_grpo_vs_gprl.png")
+    return files
+
+
+def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta: dict) -> None:
+    rows = summarise(runs)
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        keys = [k for k in rows[0] if k not in ("arm", "k", "seeds")]
+        w.writerow(["arm", "k", "seeds", *keys])
+        for r in rows:
+            w.writerow([r["arm"], r["k"], r["seeds"], *(";".join(f"{x:.4f}" for x in r[k]) for k in keys)])
+    figs = plot(runs, out)
+    s = meta["scale"]
+    lines = [
+        f"# Preference world: every algorithm against the gold oracle ({meta['scale_name']} scale)",
+        "",
+        f"Command: `make reproduce-world{'' if meta['scale_name'] == 'full' else ' SCALE=' + meta['scale_name']}` "
+        f"(`python -m gprl.world.experiment --scale {meta['scale_name']}`); date {meta['date']}; commit "
+        f"{meta['git_commit']}; {meta['minutes']} min on this machine's 2 CPU cores. Seeds: {list(s['seeds'])}.",
+        "",
+        f"Equal compute per arm: {s['steps']} optimiser steps of {s['prompts_per_step']} prompts x {s['generations']} "
+        f"samples for online arms (each sample batch serves 2 updates), the same prompts and number of samples "
+        f"in {s['iterations']} iterations for iterative arms; lr {s['lr']}; answers of at most {s['max_tokens']} tokens. "
+        f"Evaluation: {s['eval_prompts']} held-out prompts, the arm's sample against the starting policy's sample; "
+        "gold win counts ties as half. 'Proxy gain' is the change of the training proxy's win probability against "
+        "the same answers; Δ aspect is final minus start.",
+        "",
+        table(rows),
+        "",
+        "## Proxy reward models (trained on gold-labelled pairs of the starting policy's samples)",
+        "",
+        "| k | held-out gold accuracy (%) | n | " + " | ".join(sorted(next(iter(proxies.values()))["per_family"])) + " |",
+        "|---|---|---|" + "---|" * len(next(iter(proxies.values()))["per_family"]),
+        *[f"| {k} | {100 * v['heldout_gold_accuracy']:.1f} | {v['n']} | "
+          + " | ".join(f"{100 * x:.1f}" for _, x in sorted(v["per_family"].items())) + " |" for k, v in sorted(proxies.items())],
+        "",
+        "## How often the gold preference cycles",
+        "",
+        "Share of strictly ordered triples that are cyclic (a > b > c > a), and of prompts with at least one cycle "
+        "among 6 answers:",
+        "",
+        "| answers from | family | cyclic triples (%) | prompts with a cycle (%) |",
+        "|---|---|---|---|",
+        *[f"| {src} | {fam} | {100 * v['cyclic_triples']:.2f} | {100 * v['prompts_with_a_cycle']:.1f} |"
+          for src, fams in cycles.items() for fam, v in fams.items()],
+        "",
+        "## Monitor events (online GPRL arms)",
+        "",
+        *([f"- {r['arm']} seed {r['seed']}: " + (", ".join(f"step {e['step']} {e['trigger']} on axis {e['axis']}"
+                                                          for e in r["monitor_events"]) or "none")
+           for r in runs if r["arm"].startswith("gprl")] or ["- no GPRL arm in this run"]),
+        "",
+        "## Figures",
+        "",
+        *[f"![{f}]({f})" for f in figs],
+        "",
+        f"Starting policy: {meta['starting_policy']['parameters'] / 1e6:.2f}M parameters, held-out perplexity "
+        f"{meta['starting_policy']['held_out_perplexity']:.2f} on grammar answers of mixed quality.",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
