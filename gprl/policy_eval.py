@@ -138,11 +138,16 @@ def log_summary(run, res: dict | None) -> None:
                                                                    "mean_words_initial", "trained_longer")})
 
 
+def _short(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.parent.name}/{p.parent.name}" if p.name == "model" else p.name
+
+
 def format_policy_eval(res: dict) -> str:
     jc = res["judge_check"]
     return "\n".join([
         "",
-        f"Policy evaluation on {res['n']} held-out prompts ({res['prompts']}); judge {Path(res['judge']).name} "
+        f"Policy evaluation on {res['n']} held-out prompts ({res['prompts']}); judge {_short(res['judge'])} "
         f"({100 * jc['accuracy']:.1f}% on {jc['n']} held-out {jc['set']} pairs, 'longer wins' {100 * jc['longer_wins']:.1f}%)",
         f"  {'':18} {'win rate vs initial':>22} {'mean length (words)':>20}",
         f"  {'initial policy':18} {'50.0 (reference)':>22} {res['mean_words_initial']:>20.1f}",

@@ -153,7 +153,7 @@ def test_cli_runs_iterations_then_the_evaluation(tiny_encoder, tiny_decoder, pai
 def test_lora_trains_only_the_adapters_and_saves_a_merged_model(tmp_path, tiny_decoder, loss):
     from peft import LoraConfig
 
-    from gprl.tasks.po import save_policy
+    from gprl.tasks.policy import save_policy
 
     model, tok = _policy(tiny_decoder)
     lora = LoraConfig(r=2, lora_alpha=4, task_type="CAUSAL_LM", target_modules="all-linear")

@@ -23,6 +23,7 @@ from gprl.config import RunConfig
 from gprl.provenance import git_commit, versions
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, wandb_run, write_json
+from gprl.tasks.policy import finished, initial_policy, load_policy, peft_config, prepare, save_policy
 
 TARGET_KEYS = {"gpo": ("gpo_w", "gpo_l"), "sppo": ("sppo_w", "sppo_l")}
 
@@ -56,49 +57,6 @@ def _chat(r: dict) -> dict:
             "chosen": [{"role": "assistant", "content": r["chosen"]}],
             "rejected": [{"role": "assistant", "content": r["rejected"]}],
             "target_chosen": r["target_chosen"], "target_rejected": r["target_rejected"]}
-
-
-def load_policy(path: str, dtype: str = "float32"):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from gprl.models.backbone import DTYPES
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.model_input_names = ["input_ids", "attention_mask"]  # a causal LM takes no token_type_ids (BERT-style vocabularies add them)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]), tok
-
-
-def peft_config(cfg: RunConfig):
-    """A peft ``LoraConfig`` when ``policy.lora_r > 0``, else None (full fine-tuning)."""
-    if cfg.policy.lora_r == 0:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=cfg.policy.lora_r, lora_alpha=cfg.policy.lora_alpha, task_type="CAUSAL_LM",
-                      target_modules=cfg.policy.lora_target_modules)
-
-
-def save_policy(trainer, tok, directory: Path) -> None:
-    """Save the trained policy as a plain model (LoRA adapters merged), appearing whole or not at all."""
-    from peft import PeftModel
-
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    tmp = directory.with_name(directory.name + ".tmp")
-    if isinstance(model, PeftModel):
-        model.merge_and_unload().save_pretrained(tmp)
-    else:
-        trainer.save_model(str(tmp))
-    tok.save_pretrained(tmp)
-    tmp.rename(directory)
-
-
-def initial_policy(cfg: RunConfig) -> str:
-    from gprl.models.tiny import resolve_policy
-
-    root = Path(cfg.paths.root or ".")
-    return resolve_policy(cfg.policy.backbone, root / cfg.paths.cache, data_context(cfg).shared_data)
 
 
 def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], it: Path) -> dict:
@@ -145,19 +103,12 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
 @TASKS.register("train_po")
 def train_po(cfg: RunConfig, run_dir: Path) -> dict:
     from gprl.data import load_source
-    from gprl.models import GeneralPreferenceModel
-    from gprl.policy_eval import evaluate_policy, judge_dir, log_summary
-    from gprl.tasks.reward_model import cached_reward_model
+    from gprl.policy_eval import evaluate_policy, log_summary
 
-    results = run_dir / "results.json"
-    if results.exists():
-        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        return json.loads(results.read_text())
+    if (done := finished(run_dir)) is not None:
+        return done
     po, t0 = cfg.po, time.time()
-    rm_dir = cached_reward_model(cfg)
-    if cfg.policy_eval.enabled:
-        judge_dir(cfg)  # trained (once) before the policy's W&B run opens
-    rm = GeneralPreferenceModel.from_pretrained(rm_dir)
+    rm_dir, rm = prepare(cfg)
     prompts = [r["prompt"] for r in load_source(po.prompts, data_context(cfg))]
     random.Random(cfg.seed).shuffle(prompts)
     start = current = initial_policy(cfg)
@@ -180,6 +131,6 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
            "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
            "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
            "git_commit": git_commit(), "versions": versions()}
-    write_json(results, res)
+    write_json(results := run_dir / "results.json", res)
     print(f"[gprl] wrote {results}")
     return res

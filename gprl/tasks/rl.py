@@ -29,7 +29,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[
     from trl import GRPOConfig
 
     from gprl.advantages import GPRLConfig, MonitorConfig
-    from gprl.tasks.po import peft_config
+    from gprl.tasks.policy import peft_config
     from gprl.trainers.callbacks import JsonlLogger
     from gprl.trainers.gprl_trainer import GPRLTrainer
 
@@ -60,20 +60,13 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from gprl.models import GeneralPreferenceModel
-    from gprl.policy_eval import evaluate_policy, judge_dir, log_summary
-    from gprl.tasks.po import initial_policy, load_policy, save_policy
-    from gprl.tasks.reward_model import cached_reward_model
+    from gprl.policy_eval import evaluate_policy, log_summary
+    from gprl.tasks.policy import finished, initial_policy, load_policy, prepare, save_policy
 
-    results = run_dir / "results.json"
-    if results.exists():
-        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        return json.loads(results.read_text())
+    if (done := finished(run_dir)) is not None:
+        return done
     t0 = time.time()
-    rm_dir = cached_reward_model(cfg)
-    if cfg.policy_eval.enabled:
-        judge_dir(cfg)  # trained (once) before the policy's W&B run opens
-    rm = GeneralPreferenceModel.from_pretrained(rm_dir)
+    rm_dir, rm = prepare(cfg)
     prompts = [{"prompt": [{"role": "user", "content": r["prompt"]}]} for r in load_source(cfg.rl.prompts, data_context(cfg))]
     set_seed(cfg.seed)
     policy_path = initial_policy(cfg)
@@ -102,7 +95,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
            "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
            "policy_eval": ev, "train_minutes": round(train_s / 60, 1),
            "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": git_commit(), "versions": versions()}
-    write_json(results, res)
+    write_json(results := run_dir / "results.json", res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
           f"{res['steps']} steps; monitor corrections: {len(res['monitor_events'])}; wrote {results}")
     return res

@@ -15,10 +15,9 @@ the proxy's win probability against the same answer, length, and a sequence-leve
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -99,7 +98,7 @@ def train_proxies(work: Path, cache: Path, policy: Path, scale: Scale, shared_da
     from gprl.evaluate import score_pairs, summarise
     from gprl.models import GeneralPreferenceModel
     from gprl.models.generation import generate
-    from gprl.tasks.po import load_policy
+    from gprl.tasks.policy import load_policy
     from gprl.tasks.reward_model import train
     from gprl.world.models import rm_backbone
 
@@ -223,7 +222,7 @@ def run_rl(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 
     from gprl.advantages import GPRLConfig, MonitorConfig
     from gprl.models.generation import generate
-    from gprl.tasks.po import load_policy
+    from gprl.tasks.policy import load_policy
     from gprl.trainers.gprl_trainer import GPRLTrainer
 
     set_seed(seed)
@@ -270,7 +269,8 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
     from transformers import set_seed
 
     from gprl.models.generation import generate
-    from gprl.tasks.po import _chat, label_pairs, load_policy
+    from gprl.tasks.po import _chat, label_pairs
+    from gprl.tasks.policy import load_policy
     from gprl.trainers.po import PO_TRAINERS, POSettings
 
     set_seed(seed)
@@ -304,7 +304,7 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_data: str = "../shared/data") -> Path:
     from gprl.models import GeneralPreferenceModel
     from gprl.provenance import git_commit
-    from gprl.tasks.po import load_policy
+    from gprl.tasks.policy import load_policy
     from gprl.world.models import starting_policy
 
     scale = SCALES[scale_name]

@@ -1,0 +1,74 @@
+"""What the policy tasks (``train_rl``, ``train_po``) share: the starting policy, loading and saving (LoRA merged),
+and the set-up every run starts with (a finished run is never redone; the reward model and the judge are trained
+once and cached before the run's W&B run opens)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gprl.config import RunConfig
+from gprl.tasks.common import data_context
+
+
+def finished(run_dir: Path) -> dict | None:
+    results = run_dir / "results.json"
+    if results.exists():
+        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
+        return json.loads(results.read_text())
+    return None
+
+
+def prepare(cfg: RunConfig):
+    """``(reward model directory, reward model)``; also makes sure the evaluation's judge exists."""
+    from gprl.models import GeneralPreferenceModel
+    from gprl.policy_eval import judge_dir
+    from gprl.tasks.reward_model import cached_reward_model
+
+    rm_dir = cached_reward_model(cfg)
+    if cfg.policy_eval.enabled:
+        judge_dir(cfg)
+    return rm_dir, GeneralPreferenceModel.from_pretrained(rm_dir)
+
+
+def load_policy(path: str, dtype: str = "float32"):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gprl.models.backbone import DTYPES
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.model_input_names = ["input_ids", "attention_mask"]  # a causal LM takes no token_type_ids (BERT-style vocabularies add them)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]), tok
+
+
+def peft_config(cfg: RunConfig):
+    """A peft ``LoraConfig`` when ``policy.lora_r > 0``, else None (full fine-tuning)."""
+    if cfg.policy.lora_r == 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.policy.lora_r, lora_alpha=cfg.policy.lora_alpha, task_type="CAUSAL_LM",
+                      target_modules=cfg.policy.lora_target_modules)
+
+
+def save_policy(trainer, tok, directory: Path) -> None:
+    """Save the trained policy as a plain model (LoRA adapters merged), appearing whole or not at all."""
+    from peft import PeftModel
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if isinstance(model, PeftModel):
+        model.merge_and_unload().save_pretrained(tmp)
+    else:
+        trainer.save_model(str(tmp))
+    tok.save_pretrained(tmp)
+    tmp.rename(directory)
+
+
+def initial_policy(cfg: RunConfig) -> str:
+    from gprl.models.tiny import resolve_policy
+
+    root = Path(cfg.paths.root or ".")
+    return resolve_policy(cfg.policy.backbone, root / cfg.paths.cache, data_context(cfg).shared_data)
