@@ -39,6 +39,7 @@ def test_two_steps_change_every_policy_parameter(tmp_path, tiny_decoder, tiny_en
     assert any("loss" in r for r in logs)
     if k > 1:
         assert any("gprl/clip_eps" in r for r in logs) and any("gprl/axis0_adv_share" in r for r in logs)
+        assert any("gprl/axis1_gain" in r and "gprl/axis1_win_vs_ref" in r for r in logs)
 
 
 def test_grpo_estimator_reproduces_trls_advantages(tmp_path, tiny_decoder, tiny_encoder):

@@ -107,7 +107,7 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
 
     if (done := finished(run_dir)) is not None:
         return done
-    po, t0 = cfg.po, time.time()
+    po, t0, commit = cfg.po, time.time(), git_commit()  # the code this run starts with
     rm_dir, rm = prepare(cfg)
     prompts = [r["prompt"] for r in load_source(po.prompts, data_context(cfg))]
     random.Random(cfg.seed).shuffle(prompts)
@@ -130,7 +130,7 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
     res = {"task": "train_po", "loss": po.loss, "k": rm.spec.k, "iterations": history, "policy": current,
            "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
            "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
-           "git_commit": git_commit(), "versions": versions()}
+           "git_commit": commit, "versions": versions()}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] wrote {results}")
     return res

@@ -65,7 +65,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
 
     if (done := finished(run_dir)) is not None:
         return done
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()  # the code this run starts with
     rm_dir, rm = prepare(cfg)
     prompts = [{"prompt": [{"role": "user", "content": r["prompt"]}]} for r in load_source(cfg.rl.prompts, data_context(cfg))]
     set_seed(cfg.seed)
@@ -94,7 +94,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
            "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
            "policy_eval": ev, "train_minutes": round(train_s / 60, 1),
-           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": git_commit(), "versions": versions()}
+           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions()}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
           f"{res['steps']} steps; monitor corrections: {len(res['monitor_events'])}; wrote {results}")

@@ -133,8 +133,11 @@ class GPRLTrainer(GRPOTrainer):
             state = self.monitor.update(torch.stack(rates).mean(0))
             self.epsilon_low = self.epsilon_high = state["eps"]
             self.beta = state["beta"]
+            win = torch.stack(rates).mean(0)
             for l, m in enumerate(state["multipliers"]):
                 self._metrics[mode][f"gprl/multiplier{l}"].append(m)
+                self._metrics[mode][f"gprl/axis{l}_win_vs_ref"].append(float(win[l]))  # what the monitor watches
+                self._metrics[mode][f"gprl/axis{l}_gain"].append(state["gains"][l])  # its smoothed gain since step 0
             self._metrics[mode]["gprl/clip_eps"].append(state["eps"])
             self._metrics[mode]["gprl/beta"].append(state["beta"])
             self._metrics[mode]["gprl/trigger"].append(float(state["trigger"] is not None))

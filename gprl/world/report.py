@@ -107,6 +107,59 @@ def plot(runs: list[dict], out: Path) -> list[str]:
     return files
 
 
+def monitor_view(runs: list[dict]) -> list[str]:
+    """What the drift monitor saw in each online GPRL run: per-axis gains against the reference answer and the
+    dominance of the largest gain (it flags exploitation above 0.7 with a gain above 0.05)."""
+    lines = []
+    for r in runs:
+        steps = [h for h in r["rollouts"] if "gprl/axis0_gain" in h]
+        if not steps:
+            continue
+        n = sum(1 for k in steps[0] if k.endswith("_gain"))
+        peak, dom_at = -1.0, None
+        for h in steps:
+            g = [h[f"gprl/axis{i}_gain"] for i in range(n)]
+            pos = [max(x, 0.0) for x in g]
+            if max(g) > 0.05:
+                d = max(pos) / (sum(pos) + 1e-6)
+                if d > peak:
+                    peak, dom_at = d, (h.get("step"), g)
+        last = [steps[-1][f"gprl/axis{i}_gain"] for i in range(n)]
+        lines.append(f"- {r['arm']} seed {r['seed']}: final per-axis gains vs the reference answer "
+                     f"{', '.join(f'{x:+.3f}' for x in last)}; "
+                     + (f"highest dominance {peak:.2f} (step {dom_at[0]}, gains {', '.join(f'{x:+.3f}' for x in dom_at[1])})"
+                        if dom_at else "no axis gained more than 0.05"))
+    return lines
+
+
+def plot_monitor(runs: list[dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = [r for r in runs if r["arm"] == "gprl" and any("gprl/axis0_gain" in h for h in r["rollouts"])]
+    if not rs:
+        return []
+    fig, axes = plt.subplots(1, len(rs), figsize=(5 * len(rs), 3), squeeze=False)
+    for ax, r in zip(axes[0], rs):
+        steps = [h for h in r["rollouts"] if "gprl/axis0_gain" in h]
+        x = [h.get("step", i + 1) for i, h in enumerate(steps)]
+        n = sum(1 for k in steps[0] if k.endswith("_gain"))
+        for i in range(n):
+            ax.plot(x, [h[f"gprl/axis{i}_gain"] for h in steps], label=f"axis {i} gain")
+        gold = [h.get("rewards/gold_win/mean") for h in steps]
+        ax.plot(x, [g - gold[0] for g in gold], "k:", label="gold win (rollouts) - start")
+        ax.axhline(0.05, color="grey", lw=0.5)
+        ax.set_title(f"gprl seed {r['seed']}: what the monitor sees", fontsize=9)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "monitor_gprl.png", dpi=110)
+    plt.close(fig)
+    return ["monitor_gprl.png"]
+
+
 def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta: dict) -> None:
     rows = summarise(runs)
     with open(out / "summary.csv", "w", newline="") as f:
@@ -115,7 +168,7 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
         w.writerow(["arm", "k", "seeds", *keys])
         for r in rows:
             w.writerow([r["arm"], r["k"], r["seeds"], *(";".join(f"{x:.4f}" for x in r[k]) for k in keys)])
-    figs = plot(runs, out)
+    figs = plot(runs, out) + plot_monitor(runs, out)
     s = meta["scale"]
     lines = [
         f"# Preference world: every algorithm against the gold oracle ({meta['scale_name']} scale)",
@@ -155,6 +208,11 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
         *([f"- {r['arm']} seed {r['seed']}: " + (", ".join(f"step {e['step']} {e['trigger']} on axis {e['axis']}"
                                                           for e in r["monitor_events"]) or "none")
            for r in runs if r["arm"].startswith("gprl")] or ["- no GPRL arm in this run"]),
+        "",
+        "What the monitor saw (per-axis gain = smoothed win rate of the rollouts against the reference policy's "
+        "greedy answer under the proxy, minus its value at step 0):",
+        "",
+        *(monitor_view(runs) or ["- per-axis gains were not logged in these runs"]),
         "",
         "## Figures",
         "",
