@@ -147,3 +147,6 @@ def test_a_batch_may_mix_prompts_with_and_without_a_verifier():
     assert torch.isclose(est.sigma_bar[2], i1["sigma"][2])  # the verifier axis's scale from the one group that has it
     a3, _ = est(open_g)
     assert torch.isfinite(a3).all() and torch.isfinite(a1).all()
+    kept = est.sigma_bar[2].clone()
+    est.update_scale([i2["sigma"]])  # a batch with no verifier prompt at all
+    assert est.sigma_bar.shape == (3,) and est.sigma_bar[2] == kept

@@ -130,6 +130,8 @@ class GPRLEstimator:
         """After a batch: fold the batch mean of the per-axis scales (one ``(L_b,)`` per group; groups without a
         verifier lack the last axis) into the running mean, axis by axis."""
         L = max(len(s) for s in sigmas)
+        if self.sigma_bar is not None:
+            L = max(L, len(self.sigma_bar))  # a batch without verifier prompts leaves the verifier axis as it was
         padded = torch.full((len(sigmas), L), float("nan"))
         for i, s in enumerate(sigmas):
             padded[i, : len(s)] = s
