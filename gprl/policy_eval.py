@@ -172,16 +172,16 @@ def collect(run_dirs: list[Path]) -> list[dict]:
                          "win_rate": ev["win_rate"], "stderr": ev["stderr"], "n": ev["n"],
                          "words_trained": ev["mean_words_trained"], "words_initial": ev["mean_words_initial"],
                          "trained_longer": ev["trained_longer"], "train_minutes": r.get("train_minutes"),
-                         "total_minutes": r.get("total_minutes"), "commit": r.get("git_commit")})
+                         "total_minutes": r.get("total_minutes"), "commit": r.get("git_commit"), "ties": ev["ties"]})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| algorithm | k | seed | win rate vs initial (%) | mean words (trained / initial) | trained longer (%) "
-            "| train min | total min | run |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| algorithm | k | seed | win rate vs initial (%) | ties (identical answers) | mean words (trained / initial) "
+            "| trained longer (%) | train min | total min | commit | run |\n|---|---|---|---|---|---|---|---|---|---|---|")
     body = [f"| {r['algorithm']} | {r['k']} | {r['seed']} | {r['win_rate']:.1f} ± {r['stderr']:.1f} (n={r['n']}) | "
-            f"{r['words_trained']:.1f} / {r['words_initial']:.1f} | {r['trained_longer']:.0f} | {r['train_minutes']} | "
-            f"{r['total_minutes']} | `{r['run']}` |" for r in rows]
+            f"{r['ties']} | {r['words_trained']:.1f} / {r['words_initial']:.1f} | {r['trained_longer']:.0f} | "
+            f"{r['train_minutes']} | {r['total_minutes']} | {r['commit']} | `{r['run']}` |" for r in rows]
     return "\n".join([head, *body])
 
 

@@ -41,7 +41,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     head = ("| arm | k | final gold win vs start (%) | best gold win (%) | proxy gain (pts) | KL to start | length "
             "| " + " | ".join(f"Δ {a} (pts)" for a in ASPECTS) + " | monitor triggers | min/run |")
-    sep = "|" + "---|" * (10 + len(ASPECTS) - 4 + 4)
+    sep = "|" + "---|" * (head.count("|") - 1)
     body = []
     for r in rows:
         body.append(f"| {r['arm']} | {r['k']} | {_ms(r['gold_win_final'])} | {_ms(r['gold_win_best'])} | "
