@@ -175,7 +175,8 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
         "",
         f"Command: `make reproduce-world{'' if meta['scale_name'] == 'full' else ' SCALE=' + meta['scale_name']}` "
         f"(`python -m gprl.world.experiment --scale {meta['scale_name']}`); date {meta['date']}; commit "
-        f"{meta['git_commit']}; {meta['minutes']} min on this machine's 2 CPU cores. Seeds: {list(s['seeds'])}.",
+        f"{meta['git_commit']}; arm runs took {sum(r['minutes'] for r in runs):.0f} min in all on this machine's 2 CPU "
+        f"cores (this invocation {meta['minutes']} min; finished runs are cached and reused). Seeds: {list(s['seeds'])}.",
         "",
         f"Equal compute per arm: {s['steps']} optimiser steps of {s['prompts_per_step']} prompts x {s['generations']} "
         f"samples for online arms (each sample batch serves 2 updates), the same prompts and number of samples "
