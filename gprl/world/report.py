@@ -4,6 +4,7 @@ monitor events and PNG curves, with the command, date and commit that produced t
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -169,6 +170,9 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
         for r in rows:
             w.writerow([r["arm"], r["k"], r["seeds"], *(";".join(f"{x:.4f}" for x in r[k]) for k in keys)])
     figs = plot(runs, out) + plot_monitor(runs, out)
+    with open(out / "runs.jsonl", "w") as f:  # every run's per-step records: held-out evals, rollouts, monitor
+        for r in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
+            f.write(json.dumps(r) + "\n")
     s = meta["scale"]
     lines = [
         f"# Preference world: every algorithm against the gold oracle ({meta['scale_name']} scale)",
@@ -214,6 +218,9 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
         "greedy answer under the proxy, minus its value at step 0):",
         "",
         *(monitor_view(runs) or ["- per-axis gains were not logged in these runs"]),
+        "",
+        "Per-step records of every run (held-out evaluations; for online arms every training step's proxy reward, "
+        "gold aspects, KL, length and monitor state): `runs.jsonl`, one run per line.",
         "",
         "## Figures",
         "",
