@@ -211,6 +211,7 @@ class RLConfig:
     uniform_eigenvalues: bool = False  # ablation: ignore the gate's eigenvalues
     normalize_per_axis: bool = True  # ablation: False = GRPO on the aggregated score
     save_steps: int = 50  # checkpoint every N steps (resume picks the latest)
+    use_vllm: bool = False  # generate rollouts with vLLM through TRL (GPU nodes, `pip install -e .[gpu]`); not run here
 
     def __post_init__(self):
         from gprl.advantages import ADVANTAGES

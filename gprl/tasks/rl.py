@@ -42,6 +42,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[
         warmup_steps=min(10, max(1, r.steps // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
         epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
         report_to=report, logging_steps=1, save_steps=r.save_steps, seed=cfg.seed, use_cpu=not torch.cuda.is_available(),
+        use_vllm=r.use_vllm,
     )
     return GPRLTrainer(
         model=policy, args=args, train_dataset=datasets.Dataset.from_list(prompts), processing_class=tok,
