@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -301,13 +301,17 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 
 # ---- the whole experiment ---------------------------------------------------------------------------------
 
-def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_data: str = "../shared/data") -> Path:
+def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_data: str = "../shared/data",
+              lr: float | None = None) -> Path:
+    """Run ``arms`` at ``scale_name`` (``lr`` overrides the scale's learning rate: a separate set of runs, the
+    same starting policy and proxies) and write the report to ``out``."""
     from gprl.models import GeneralPreferenceModel
     from gprl.provenance import git_commit
     from gprl.tasks.policy import load_policy
     from gprl.world.models import starting_policy
 
-    scale = SCALES[scale_name]
+    scale = SCALES[scale_name] if lr is None else replace(SCALES[scale_name], lr=lr)
+    tag = "" if lr is None else f"-lr{lr:g}"
     out.mkdir(parents=True, exist_ok=True)
     work = Path("outputs") / "world-work" / scale_name  # models and checkpoints; results/ gets the report only
     t0 = time.time()
@@ -319,14 +323,14 @@ def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_d
         arm = ARMS[name]
         rm = GeneralPreferenceModel.from_pretrained(proxies[arm["k"]]["path"])
         for seed in scale.seeds:
-            f = work / "runs" / f"{name}-s{seed}.json"
+            f = work / f"runs{tag}" / f"{name}-s{seed}.json"
             if f.exists():
                 runs.append(json.loads(f.read_text()))
                 continue
             print(f"[gprl] world: {name} (k={arm['k']}), seed {seed}")
             t1 = time.time()
             ev = Evaluator(start_model, tok, rm, scale, seed)
-            r = (run_rl if arm["kind"] == "rl" else run_po)(arm, policy, rm, scale, seed, work / name / f"s{seed}", ev)
+            r = (run_rl if arm["kind"] == "rl" else run_po)(arm, policy, rm, scale, seed, work / f"{name}{tag}" / f"s{seed}", ev)
             r.update(arm=name, seed=seed, k=arm["k"], minutes=round((time.time() - t1) / 60, 2))
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(json.dumps(r) + "\n")
@@ -367,13 +371,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="default: results/world (full) or outputs/world-smoke")
     ap.add_argument("--cache", type=Path, default=Path(".cache/gprl/world"))
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
+    ap.add_argument("--lr", type=float, default=None, help="override the scale's learning rate (separate runs)")
     a = ap.parse_args(argv)
     arms = [x for x in a.arms.split(",") if x]
     unknown = [x for x in arms if x not in ARMS]
     if unknown:
         raise SystemExit(f"gprl: error: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    if a.lr is not None and not a.lr > 0:
+        raise SystemExit(f"gprl: error: --lr must be > 0, got {a.lr}")
     out = a.out or (Path("results/world") if a.scale == "full" else Path("outputs/world-smoke"))
-    print(reproduce(a.scale, out, a.cache, arms))
+    if a.lr is not None and a.out is None:
+        out = out / f"lr{a.lr:g}"
+    print(reproduce(a.scale, out, a.cache, arms, lr=a.lr))
 
 
 if __name__ == "__main__":
