@@ -302,7 +302,7 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 # ---- the whole experiment ---------------------------------------------------------------------------------
 
 def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_data: str = "../shared/data",
-              lr: float | None = None) -> Path:
+              lr: float | None = None, command: str | None = None) -> Path:
     """Run ``arms`` at ``scale_name`` (``lr`` overrides the scale's learning rate: a separate set of runs, the
     same starting policy and proxies) and write the report to ``out``."""
     from gprl.models import GeneralPreferenceModel
@@ -337,7 +337,7 @@ def reproduce(scale_name: str, out: Path, cache: Path, arms: list[str], shared_d
             runs.append(r)
     cycles = {"grammar_generator": measure_cycles(300, 6), "starting_policy": policy_cycles(start_model, tok, scale)}
     meta = {"scale": asdict(scale), "scale_name": scale_name, "arms": arms, "minutes": round((time.time() - t0) / 60, 1),
-            "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+            "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "command": command,
             "starting_policy": json.loads((policy / "sft_report.json").read_text())}
     from gprl.world.report import write_report
 
@@ -382,7 +382,10 @@ def main(argv: list[str] | None = None) -> None:
     out = a.out or (Path("results/world") if a.scale == "full" else Path("outputs/world-smoke"))
     if a.lr is not None and a.out is None:
         out = out / f"lr{a.lr:g}"
-    print(reproduce(a.scale, out, a.cache, arms, lr=a.lr))
+    import sys
+
+    command = "python -m gprl.world.experiment " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(reproduce(a.scale, out, a.cache, arms, lr=a.lr, command=command.strip()))
 
 
 if __name__ == "__main__":

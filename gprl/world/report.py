@@ -177,8 +177,8 @@ def write_report(out: Path, runs: list[dict], proxies: dict, cycles: dict, meta:
     lines = [
         f"# Preference world: every algorithm against the gold oracle ({meta['scale_name']} scale)",
         "",
-        f"Command: `make reproduce-world{'' if meta['scale_name'] == 'full' else ' SCALE=' + meta['scale_name']}` "
-        f"(`python -m gprl.world.experiment --scale {meta['scale_name']}`); date {meta['date']}; commit "
+        f"Command: `{meta.get('command') or 'python -m gprl.world.experiment --scale ' + meta['scale_name']}`"
+        f"{' (`make reproduce-world`)' if meta['scale_name'] == 'full' and 'lr' not in (meta.get('command') or '') else ''}; date {meta['date']}; commit "
         f"{meta['git_commit']}; arm runs took {sum(r['minutes'] for r in runs):.0f} min in all on this machine's 2 CPU "
         f"cores (this invocation {meta['minutes']} min; finished runs are cached and reused). Seeds: {list(s['seeds'])}.",
         "",
