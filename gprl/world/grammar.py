@@ -159,3 +159,8 @@ def parse_prompt(text: str) -> Prompt:
     from gprl import GprlError
 
     raise GprlError(f"not a prompt of the preference world: {text!r}")
+
+
+def world_prompts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [sample_prompt(rng).text for _ in range(n)]

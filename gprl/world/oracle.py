@@ -21,7 +21,8 @@ import itertools
 import random
 from functools import lru_cache
 
-from gprl.world.grammar import CATEGORIES, FAMILIES, MARKER, Prompt, ideal_response, sample_prompt, valid_items
+from gprl.world.grammar import (CATEGORIES, FAMILIES, MARKER, Prompt, ideal_response, parse_prompt, sample_prompt,
+                                valid_items)
 
 ASPECTS = ("correct", "brevity", "fluency", "style")
 WEIGHTS: dict[str, tuple[float, ...]] = {  # correct, brevity, fluency, style
@@ -138,3 +139,18 @@ def measure_cycles(n_prompts: int = 300, k: int = 6, seed: int = 0, sampler=None
             cyc, strict, prompts_with_cycle = cyc + c, strict + s, prompts_with_cycle + (c > 0)
         out[fam] = {"cyclic_triples": cyc / max(strict, 1), "prompts_with_a_cycle": prompts_with_cycle / n_prompts}
     return out
+
+
+def gold_pairs(prompts: list[str], samples: list[list[str]], budget: int, seed: int) -> list[dict]:
+    """Strictly gold-ordered pairs among each prompt's samples, ``budget`` of them (seeded)."""
+    out = []
+    for p, s in zip(prompts, samples):
+        P = parse_prompt(p)
+        for i in range(len(s)):
+            for j in range(i + 1, len(s)):
+                g = prefers(P, s[i], s[j])
+                if g != 0.5 and s[i] != s[j]:
+                    c, r = (s[i], s[j]) if g == 1.0 else (s[j], s[i])
+                    out.append({"prompt": p, "chosen": c, "rejected": r, "subset": P.family})
+    random.Random(seed).shuffle(out)
+    return out[:budget]
