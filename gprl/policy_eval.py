@@ -67,12 +67,12 @@ def _answers(cfg: RunConfig, model_dir: str, prompts: list[str], cache: Path | N
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gprl.models.generation import generate
-    from gprl.tasks.reward_model import _fingerprint
+    from gprl.provenance import fingerprint
 
     pe = cfg.policy_eval
     f = None
     if cache is not None:
-        f = cache / f"{_fingerprint(str(Path(model_dir).resolve()), prompts, pe.max_new_tokens, pe.temperature, pe.top_p, cfg.seed)}.json"
+        f = cache / f"{fingerprint(str(Path(model_dir).resolve()), prompts, pe.max_new_tokens, pe.temperature, pe.top_p, cfg.seed)}.json"
         if f.exists():
             return json.loads(f.read_text())
     tok = AutoTokenizer.from_pretrained(model_dir)

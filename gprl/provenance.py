@@ -8,6 +8,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def fingerprint(*parts) -> str:
+    """A short stable hash of configs and values (dataclasses as dicts): names cached artefacts by what made them."""
+    import hashlib
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    blob = json.dumps([asdict(p) if is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def git_commit() -> str:
     """Short HEAD of the checkout the code runs from, with ``+dirty`` if tracked files differ from it."""
     try:

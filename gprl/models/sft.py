@@ -152,7 +152,11 @@ def sft_train(spec: TinySFTSpec, tok, train: list[dict], held: list[dict], direc
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     ppl = perplexity(model, tok, held)
-    samples = sample(model, tok, [d["prompt"] for d in held[:4]], spec.max_response_tokens)
+    from gprl.models.generation import generate
+
+    questions = [d["prompt"] for d in held[:4]]
+    answers = generate(model, tok, questions, 1, spec.max_response_tokens, temperature=0.0, desc="samples")
+    samples = [{"prompt": q, "answer": a[0]} for q, a in zip(questions, answers)]
     log = trainer.state.log_history
     losses = [h["loss"] for h in log if "loss" in h]
     report = {"spec": asdict(spec), "parameters": n_params, "demonstrations": len(train),
@@ -189,20 +193,6 @@ def perplexity(model, tok, demos: list[dict], batch_size: int = 32) -> float:
                 k = int((labels[0, 1:] != -100).sum())
                 nll, n = nll + out.loss.item() * k, n + k
     return math.exp(nll / max(n, 1))
-
-
-def sample(model, tok, prompts: list[str], max_new_tokens: int) -> list[dict]:
-    import torch
-
-    out = []
-    for p in prompts:
-        ids = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            g = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        out.append({"prompt": p, "answer": tok.decode(g[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)})
-    return out
 
 
 def resolve(name: str, cache: Path, shared_data: Path) -> str:

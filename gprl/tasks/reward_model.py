@@ -15,7 +15,7 @@ from pathlib import Path
 from gprl import GprlError
 from gprl.config import RunConfig
 from gprl.data import load_source
-from gprl.provenance import git_commit, versions
+from gprl.provenance import fingerprint, git_commit, versions
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json
 
@@ -200,14 +200,6 @@ def eval_rm(cfg: RunConfig, run_dir: Path) -> dict:
     return res
 
 
-def _fingerprint(*parts) -> str:
-    import hashlib
-    from dataclasses import asdict, is_dataclass
-
-    blob = json.dumps([asdict(p) if is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
 def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
     """The reward model a policy run uses: ``reward_model.path`` if set, else one trained with this run's k,
     model, reward_model, data, algo and seed, once, under ``<paths.cache>/<kind>/<fingerprint>`` (a file lock
@@ -220,7 +212,7 @@ def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
         return Path(cfg.reward_model.path)
     # its own metrics.jsonl in the cache directory; the policy run owns the W&B run
     cfg = dataclasses.replace(cfg, logger=dataclasses.replace(cfg.logger, wandb=False))
-    key = _fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
+    key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
     d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:

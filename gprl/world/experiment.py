@@ -168,7 +168,7 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 
     from gprl.models.generation import generate
     from gprl.tasks.po import _chat, label_pairs
-    from gprl.tasks.policy import load_policy
+    from gprl.tasks.policy import load_policy, save_policy
     from gprl.trainers.po import PO_TRAINERS, POSettings
 
     set_seed(seed)
@@ -190,8 +190,7 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
         trainer = PO_TRAINERS.get(arm["loss"])(model, tok, datasets.Dataset.from_list([_chat(r) for r in rows]), s)
         trainer.train()
         d = out / f"iter{t}" / "policy"
-        trainer.save_model(str(d))
-        tok.save_pretrained(d)
+        save_policy(trainer, tok, d)
         current = str(d)
         evals.append(evaluator(trainer.model, round(t * scale.steps / scale.iterations)))
     return {"evals": evals, "rollouts": [], "monitor_events": []}
