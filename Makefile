@@ -6,21 +6,20 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table7
+.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table7
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,eval]"
 	touch $(STAMP)
 
+# one command: gprl, its tests and the evaluator packages (alpaca-eval 0.6.6 needs setuptools<81 to import, pinned
+# in the eval extra)
 install: $(STAMP)
-
-# evaluator packages (alpaca-eval needs setuptools<81 to import)
 install-eval: $(STAMP)
-	$(PY) -m pip install -q -e ".[eval]"
 
 # the embedded default: GPM (k=4, gate, L2) on MiniLM, trained on balanced AlpacaEval pairs, evaluated offline
 run: $(STAMP)
@@ -55,7 +54,7 @@ policy-experiments: policy
 SCALE ?= offline
 LAUNCHER ?=
 TABLE_RESULTS = $(if $(filter offline,$(SCALE)),results,outputs/tables-smoke)
-reproduce-table1 reproduce-table2 reproduce-table7: reproduce-table%: $(STAMP)
+reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table7: reproduce-table%: $(STAMP)
 	$(PY) -m gprl.tables run experiments/table$*.yaml --scale $(SCALE) --results $(TABLE_RESULTS) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
 # the preference world (gprl/world, docs/world.md): every algorithm against a gold oracle. SCALE=full (default here)

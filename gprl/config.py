@@ -279,8 +279,13 @@ class PolicyEvalConfig:
     judge: Optional[str] = None  # an existing reward model (dir or Hub); None = train the default judge once (cached)
     judge_data: SourceConfig = field(default_factory=lambda: SourceConfig(source="ultrafeedback", split="train"))  # default judge's training pairs
     judge_check: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_balanced", split="test"))  # pairs to report the judge's accuracy on
+    benchmarks: List[str] = field(default_factory=list)  # policy benchmarks to end with (evaluation.BENCHMARKS, e.g. [alpaca_eval2]); settings in `benchmark`, judge in `judge`
 
     def __post_init__(self):
+        from evaluation import BENCHMARKS
+
+        for n in self.benchmarks:
+            BENCHMARKS.get(n)
         if self.max_new_tokens < 1 or (self.max_prompts is not None and self.max_prompts < 1):
             raise GprlError("policy_eval: max_new_tokens and max_prompts must be >= 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
@@ -288,10 +293,78 @@ class PolicyEvalConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """Who judges a pairwise policy benchmark (``evaluation.judges.JUDGES``). API keys are read from the environment
+    variable named in ``api_key_env`` at call time and never stored in a config, log or results file."""
+
+    kind: str = "reward_model"  # api (any OpenAI-compatible endpoint) | hf_local (a local HF chat model) | reward_model (offline) | official (shipped annotations)
+    name: str = "offline_rm"  # label in results, tables and cache directory names
+    annotator: str = "weighted_alpaca_eval_gpt4_turbo"  # api/hf_local: the alpaca_eval evaluator config whose prompt and parser are used
+    model: Optional[str] = None  # api: model name at the endpoint; hf_local: Hub name or local directory
+    base_url: Optional[str] = None  # api: OpenAI-compatible endpoint (None = api.openai.com); e.g. a vLLM server's /v1
+    api_key_env: str = "OPENAI_API_KEY"  # api: environment variable that holds the key
+    max_tokens: Optional[int] = None  # api/hf_local: judge tokens to generate (None = the annotator config's)
+    path: Optional[str] = None  # reward_model: a trained reward model (directory or Hub); None = train the default judge once (cached)
+    train: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_balanced", split="train"))  # reward_model: the default judge's training pairs
+    k: int = 4  # reward_model: the default judge's embedding dimension (1 = BT)
+    batch_size: int = 32  # reward_model / hf_local: sequences per forward pass
+
+    def __post_init__(self):
+        from evaluation.judges import JUDGES
+
+        JUDGES.get(self.kind)
+        if self.kind == "api" and not self.model:
+            raise GprlError("judge.kind=api needs judge.model (the model name at the endpoint)")
+        if self.kind == "hf_local" and not self.model:
+            raise GprlError("judge.kind=hf_local needs judge.model (a Hub name or local directory)")
+        if self.k < 1 or (self.k > 1 and self.k % 2):
+            raise GprlError(f"judge.k={self.k} is impossible: 1 (Bradley-Terry) or even (GPM)")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise GprlError(f"judge.max_tokens must be >= 1, got {self.max_tokens}")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Policy benchmarks (``evaluation.BENCHMARKS``): task ``benchmark`` for any saved policy, or the end of a policy
+    run when ``policy_eval.benchmarks`` names some. Decoding settings left at None are the benchmark's own."""
+
+    names: List[str] = field(default_factory=lambda: ["alpaca_eval2"])  # which benchmarks (task benchmark)
+    policy: Optional[str] = None  # a policy run directory, a model directory, a Hub name or tiny-sft:HxL
+    outputs: Optional[str] = None  # instead of a policy: answers already made (a shipped model's name or a native file)
+    generator: Optional[str] = None  # the answers' name on the leaderboard (None = from the policy)
+    split: str = "test"  # AlpacaEval instructions: test (161 held out from every offline training) | all (805, the official set)
+    max_instances: Optional[int] = None  # a fixed subset of the instructions (None = all of the split)
+    max_new_tokens: Optional[int] = None  # None = the benchmark's own setting (clipped to the model's context)
+    temperature: Optional[float] = None  # None = the benchmark's own setting
+    top_p: Optional[float] = None  # None = the benchmark's own setting
+    batch_size: int = 16  # prompts per generation batch
+    use_vllm: bool = False  # generate with vLLM (GPU nodes, `pip install -e .[gpu]`); not run here
+    empty_outputs: str = "error"  # an empty answer: error (stop with a message) | lose (judged as a loss without a judge call)
+
+    def __post_init__(self):
+        from evaluation import BENCHMARKS
+
+        for n in self.names:
+            BENCHMARKS.get(n)
+        if self.split not in ("test", "all"):
+            raise GprlError(f"benchmark.split must be test or all, got {self.split!r}")
+        if self.empty_outputs not in ("error", "lose"):
+            raise GprlError(f"benchmark.empty_outputs must be error or lose, got {self.empty_outputs!r}")
+        if self.policy and self.outputs:
+            raise GprlError("give benchmark.policy or benchmark.outputs, not both")
+        if self.max_instances is not None and self.max_instances < 1:
+            raise GprlError(f"benchmark.max_instances must be >= 1 or null, got {self.max_instances}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise GprlError(f"benchmark.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise GprlError(f"benchmark.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
 class RunConfig:
     """One run: ``python run.py [+experiment=NAME] [k=...] [group=option] [a.b=value]``."""
 
-    task: str = "train_rm"  # train_rm (train, then evaluate) | eval_rm (evaluate reward_model.path) | train_rl (online RL) | train_po (GPO/SPPO/DPO/SimPO)
+    task: str = "train_rm"  # train_rm (train, then evaluate) | eval_rm (evaluate reward_model.path) | train_rl (online RL) | train_po (GPO/SPPO/DPO/SimPO) | benchmark (policy benchmarks)
     name: str = "default"  # run name: output directory outputs/<name>/<overrides> and W&B run group
     k: int = 4  # embedding dimension: 1 = Bradley-Terry, even = GPM with k/2 skew-symmetric subspaces
     seed: int = 0  # seed for data sampling, head init and training order
@@ -306,6 +379,8 @@ class RunConfig:
     rl: RLConfig = field(default_factory=RLConfig)
     po: POConfig = field(default_factory=POConfig)
     policy_eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     def __post_init__(self):
         from gprl.losses import LOSSES
@@ -319,6 +394,8 @@ class RunConfig:
             loss = LOSSES.get(self.reward_model.loss)
             if loss.needs_even_k and self.k == 1:
                 raise GprlError(f"loss {loss.name!r} needs an even embedding dimension k; k=1 is Bradley-Terry (loss bt)")
+        if self.task == "benchmark" and not (self.benchmark.policy or self.benchmark.outputs):
+            raise GprlError("task benchmark needs benchmark.policy=RUN_DIR|MODEL_DIR|HUB_NAME or benchmark.outputs=ANSWERS")
         if self.task == "eval_rm" and not self.reward_model.path:
             raise GprlError("task eval_rm needs reward_model.path=DIR (a trained reward model)")
 

@@ -7,7 +7,8 @@ the same table to a cluster) and collect ``results/tableN.{csv,md}`` with the pa
 
 Manifest (YAML): ``table``, ``title``, ``source``, ``metrics`` (label -> results.json metrics key), ``seeds``,
 ``scales`` (name -> overrides, paper, note, seeds), ``rows`` (id, overrides, paper numbers per paper key,
-optional ``baseline`` row id for "gain over baseline" columns, optional ``scales`` the row belongs to).
+optional ``baseline`` row id for "gain over baseline" columns, optional ``scales`` the row belongs to, optional
+``metric_prefix`` when rows share one run and read different parts of it, e.g. a policy run's iterations).
 Finished runs are never redone: each row's sweep directory is deterministic and a run with results.json is
 skipped by run.py itself.
 """
@@ -43,6 +44,7 @@ class Row:
     paper: dict = field(default_factory=dict)  # paper key -> {metric label: number}
     baseline: Optional[str] = None  # row id whose numbers give the "gain over baseline" columns
     scales: Optional[list[str]] = None  # scales this row runs at (None = all)
+    metric_prefix: str = ""  # prepended to every metric key: rows sharing one run read different parts (e.g. iter2/)
 
 
 @dataclass
@@ -116,6 +118,9 @@ def run(m: Manifest, scale: str, out_root: Path, launcher: str | None = None) ->
     for n, row in enumerate(rows, 1):
         cmd = command(m, scale, row, out_root, launcher)
         d = sweep_dir(m, scale, row, out_root)
+        if len(list(d.glob("*/results.json"))) >= len(m.seeds_for(scale)):  # rows sharing a finished run
+            print(f"[tables] table {m.table} ({scale}) row {n}/{len(rows)} {row.id}: finished in {d}", flush=True)
+            continue
         d.mkdir(parents=True, exist_ok=True)
         (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
         print(f"[tables] table {m.table} ({scale}) row {n}/{len(rows)} {row.id}: {' '.join(cmd[1:])}", flush=True)
@@ -151,8 +156,8 @@ def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline:
             seeds_seen[row.id].append(res.get("seed"))
             commits.add(res.get("git_commit", "not recorded"))
             for label, key in metrics.items():
-                if key in res.get("metrics", {}):
-                    ours[row.id][label].append(100 * res["metrics"][key])
+                if row.metric_prefix + key in res.get("metrics", {}):
+                    ours[row.id][label].append(100 * res["metrics"][row.metric_prefix + key])
             for v in res.values():
                 if isinstance(v, dict) and "version" in v:
                     evaluators.add(v["version"])

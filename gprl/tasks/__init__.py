@@ -4,4 +4,4 @@ from gprl.registry import Registry
 
 TASKS: Registry = Registry("task")
 
-from gprl.tasks import po, reward_model, rl  # noqa: E402,F401  (registers train_rm, eval_rm, train_rl, train_po)
+from gprl.tasks import benchmark, po, reward_model, rl  # noqa: E402,F401  (registers train_rm, eval_rm, train_rl, train_po, benchmark)

@@ -39,10 +39,17 @@ def eval_sets(cfg: RunConfig, ctx: DataContext) -> dict[str, list[dict]]:
     return out
 
 
+def _plain(o):
+    """numpy and pandas scalars (the evaluation packages' metrics) as plain numbers."""
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 def write_json(path: Path, obj) -> None:
     """Write atomically: a crash never leaves half a results file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, default=_plain) + "\n")
     os.replace(tmp, path)
 
 

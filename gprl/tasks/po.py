@@ -23,7 +23,8 @@ from gprl.config import RunConfig
 from gprl.provenance import git_commit, versions
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, wandb_run, write_json
-from gprl.tasks.policy import finished, initial_policy, load_policy, peft_config, prepare, save_policy
+from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, peft_config, policy_benchmarks,
+                               prepare, save_policy)
 
 TARGET_KEYS = {"gpo": ("gpo_w", "gpo_l"), "sppo": ("sppo_w", "sppo_l")}
 
@@ -127,8 +128,12 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, start, current, run_dir) if cfg.policy_eval.enabled else None
         log_summary(run, ev)
+        # every iteration's policy, as the GPM paper's Tables 3-11 report iterations 1-3
+        bench = {f"iter{t}": policy_benchmarks(cfg, run_dir / f"iter{t}", str(run_dir / f"iter{t}" / "policy"), run)
+                 for t in range(1, po.iterations + 1)} if cfg.policy_eval.benchmarks else {}
     res = {"task": "train_po", "loss": po.loss, "k": rm.spec.k, "iterations": history, "policy": current,
            "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
+           "benchmarks": bench, "metrics": {k: v for it, b in bench.items() for k, v in benchmark_metrics(b, f"{it}/").items()},
            "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
            "git_commit": commit, "versions": versions()}
     write_json(results := run_dir / "results.json", res)

@@ -28,6 +28,10 @@ def prepare(cfg: RunConfig):
     rm_dir = cached_reward_model(cfg)
     if cfg.policy_eval.enabled:
         judge_dir(cfg)
+    if cfg.policy_eval.benchmarks:  # the benchmarks' judge before any training: a missing API key stops here
+        from evaluation.judges import build
+
+        build(cfg)
     return rm_dir, GeneralPreferenceModel.from_pretrained(rm_dir)
 
 
@@ -72,3 +76,20 @@ def initial_policy(cfg: RunConfig) -> str:
 
     root = Path(cfg.paths.root or ".")
     return resolve_policy(cfg.policy.backbone, root / cfg.paths.cache, data_context(cfg).shared_data)
+
+
+def policy_benchmarks(cfg: RunConfig, run_dir: Path, policy: str, run=None) -> dict:
+    """``policy_eval.benchmarks`` (e.g. ``[alpaca_eval2]``) on a trained policy, into ``run_dir/benchmarks/``;
+    ``{}`` when none are asked for. Settings in ``benchmark``, the judge in ``judge``."""
+    if not cfg.policy_eval.benchmarks:
+        return {}
+    from evaluation.benchmark import run_benchmarks
+
+    return run_benchmarks(cfg, run_dir, cfg.policy_eval.benchmarks, policy=policy, wandb_run=run)
+
+
+def benchmark_metrics(results: dict, prefix: str = "") -> dict:
+    """Flat table metrics (fractions, as every results.json ``metrics``) from benchmark results:
+    ``{"<prefix><benchmark>/<metric>": value / 100}`` for the headline percentages."""
+    return {f"{prefix}{name}/{k}": v / 100 for name, res in results.items()
+            for k, v in res.get("headline", {}).items() if "rate" in k and isinstance(v, (int, float))}

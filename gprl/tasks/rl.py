@@ -62,7 +62,8 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     from transformers.trainer_utils import get_last_checkpoint
 
     from gprl.policy_eval import evaluate_policy, log_summary
-    from gprl.tasks.policy import finished, initial_policy, load_policy, prepare, save_policy
+    from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, policy_benchmarks, prepare,
+                                   save_policy)
 
     if (done := finished(run_dir)) is not None:
         return done
@@ -88,13 +89,14 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, policy_path, str(final), run_dir) if cfg.policy_eval.enabled else None
         log_summary(run, ev)
+        bench = policy_benchmarks(cfg, run_dir, str(final), run)
     saved = json.loads((run_dir / "train_log.json").read_text())
     log, monitor = saved["log_history"], saved["monitor_events"]
     rewards = [h["reward"] for h in log if "reward" in h]
     res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": max((h.get("step", 0) for h in log), default=0),
            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
            "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
-           "policy_eval": ev, "train_minutes": round(train_s / 60, 1),
+           "policy_eval": ev, "benchmarks": bench, "metrics": benchmark_metrics(bench), "train_minutes": round(train_s / 60, 1),
            "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions()}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "

@@ -1,0 +1,156 @@
+"""The policy-benchmark layer every benchmark module uses: which policy, its answers (generated once with the
+benchmark's decoding settings and cached beside the results in the benchmark's native format), the judge's
+annotator, and the run's ``results.json`` and W&B summary.
+
+    python run.py +experiment=benchmark benchmark.policy=outputs/alpaca_gprl/k=2 judge=offline_rm
+    python run.py +experiment=alpaca_gprl policy_eval.benchmarks=[alpaca_eval2]     # at the end of a policy run
+
+A benchmark is ``BENCHMARKS.register(name)`` on a function ``(cfg, answers: Answers, out_dir) -> dict`` (metrics);
+it decides its instructions and decoding defaults and calls :func:`answers_for` to get the texts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gprl import GprlError
+from gprl.provenance import fingerprint, git_commit, versions
+from gprl.tasks.common import write_json
+
+
+@dataclass
+class Answers:
+    """Where a benchmark's answers come from: a policy to generate with, or answers someone already made."""
+
+    policy: str | None  # a model directory or Hub name (resolved), None when ``outputs`` is given
+    outputs: str | None  # a shipped model's name or a native answers file
+    generator: str  # the name on the leaderboard
+
+
+def resolve(cfg, policy: str | None = None) -> Answers:
+    """``policy`` (or ``benchmark.policy``): a policy run directory (its ``policy/``), a model directory, a Hub name or
+    a ``tiny-sft:``/``tiny:`` laptop policy; or ``benchmark.outputs``."""
+    from gprl.tasks.policy import initial_policy
+
+    b = cfg.benchmark
+    policy = policy or b.policy
+    if b.outputs and not policy:
+        return Answers(None, b.outputs, b.generator or Path(b.outputs).name.split(".")[0])
+    if not policy:
+        raise GprlError("no policy to benchmark: give benchmark.policy or benchmark.outputs")
+    p = Path(policy)
+    if p.is_dir() and (p / "policy" / "config.json").exists():
+        p = p / "policy"
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise GprlError(f"{p} is neither a policy run directory (with policy/) nor a model directory (config.json)")
+        name = b.generator or (f"{p.parent.parent.name}/{p.parent.name}" if p.name == "policy" else p.name)
+        return Answers(str(p.resolve()), None, name)
+    if policy.startswith(("tiny:", "tiny-sft:")):
+        import dataclasses
+
+        path = initial_policy(dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, backbone=policy)))
+        return Answers(path, None, b.generator or policy)
+    if policy.startswith((".", "/")) or policy.count("/") != 1:
+        raise GprlError(f"benchmark.policy {policy!r} does not exist (and is not a Hub name like org/model)")
+    return Answers(policy, None, b.generator or policy)
+
+
+def decoding(cfg, defaults: dict) -> dict:
+    """The benchmark's own decoding settings, with any the user set in ``benchmark`` on top."""
+    b = cfg.benchmark
+    out = dict(defaults)
+    for k in ("max_new_tokens", "temperature", "top_p"):
+        if getattr(b, k) is not None:
+            out[k] = getattr(b, k)
+    return out
+
+
+def generate_answers(cfg, policy: str, prompts: list[str], dec: dict, desc: str) -> list[str]:
+    """One answer per prompt: transformers here, vLLM on GPU nodes (``benchmark.use_vllm``)."""
+    if cfg.benchmark.use_vllm:
+        from vllm import LLM, SamplingParams  # GPU extra; not run on the CPU machines this project is tested on
+
+        llm = LLM(model=policy, seed=cfg.seed)
+        params = SamplingParams(temperature=dec["temperature"], top_p=dec["top_p"], max_tokens=dec["max_new_tokens"],
+                                seed=cfg.seed)
+        chats = [[{"role": "user", "content": p}] for p in prompts]
+        return [o.outputs[0].text.strip() for o in llm.chat(chats, params)]
+    from gprl.models.generation import generate
+    from gprl.tasks.policy import load_policy
+
+    model, tok = load_policy(policy, cfg.policy.dtype)
+    context = getattr(model.config, "max_position_embeddings", None)
+    longest = max(len(tok(p)["input_ids"]) for p in prompts) + 32  # + the chat template
+    n = dec["max_new_tokens"]
+    if context and longest + n > context:
+        n = max(1, context - longest)
+        print(f"[gprl] {desc}: max_new_tokens {dec['max_new_tokens']} -> {n} (the policy's context is {context} tokens)")
+    return [a[0] for a in generate(model, tok, prompts, 1, n, dec["temperature"], dec["top_p"], cfg.seed,
+                                   batch_size=cfg.benchmark.batch_size, desc=desc)]
+
+
+def answers_for(cfg, answers: Answers, prompts: list[str], dec: dict, out_file: Path) -> list[str]:
+    """Answers to ``prompts`` from a policy, generated once: ``out_file`` (native format, written by the caller) and
+    its ``.meta.json`` fingerprint are reused when the policy, prompts and decoding are the same."""
+    meta = out_file.with_name(out_file.name + ".meta.json")
+    key = fingerprint(answers.policy, prompts, dec, cfg.seed, cfg.benchmark.use_vllm)
+    cached = out_file.with_name(out_file.name + ".answers.json")
+    if cached.exists() and meta.exists() and json.loads(meta.read_text()).get("fingerprint") == key:
+        print(f"[gprl] reusing {len(prompts)} answers in {out_file} (same policy, prompts and decoding)")
+        return json.loads(cached.read_text())
+    t0 = time.time()
+    texts = generate_answers(cfg, answers.policy, prompts, dec, desc=f"answers of {answers.generator}")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cached, texts)
+    write_json(meta, {"fingerprint": key, "policy": answers.policy, "decoding": dec, "n": len(prompts),
+                      "seconds": round(time.time() - t0, 1)})
+    return texts
+
+
+def check_empty(texts: list[str], cfg, where: str) -> list[int]:
+    """Indices of empty answers; with ``benchmark.empty_outputs=error`` any empty answer stops the run."""
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty and cfg.benchmark.empty_outputs == "error":
+        raise GprlError(f"{len(empty)} of {len(texts)} answers in {where} are empty (first: instance {empty[0]}); "
+                        f"set benchmark.empty_outputs=lose to score them as losses without a judge call")
+    return empty
+
+
+def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = None, wandb_run=None) -> dict:
+    """Every benchmark in ``names`` on one policy (or on ``benchmark.outputs``); ``{name: metrics}``, each also in
+    ``run_dir/benchmarks/<name>/results.json``; the headline metrics go to the W&B run summary."""
+    from evaluation import BENCHMARKS
+
+    answers = resolve(cfg, policy)
+    out = {}
+    for name in names:
+        d = run_dir / "benchmarks" / name
+        d.mkdir(parents=True, exist_ok=True)
+        f = d / "results.json"
+        if f.exists():
+            res = json.loads(f.read_text())
+            print(f"[gprl] {f} exists: {name} is finished (delete it to redo)")
+        else:
+            t0 = time.time()
+            res = BENCHMARKS.get(name)(cfg, answers, d)
+            res.update({"benchmark": name, "generator": answers.generator, "policy": answers.policy,
+                        "outputs": answers.outputs, "minutes": round((time.time() - t0) / 60, 2),
+                        "git_commit": git_commit(), "versions": versions()})
+            write_json(f, res)
+        print(format_result(res))
+        out[name] = res
+        if wandb_run is not None:
+            wandb_run.summary.update({f"benchmark/{name}/{k}": v for k, v in res.get("headline", {}).items()})
+    return out
+
+
+def format_result(res: dict) -> str:
+    h = res.get("headline", {})
+    cells = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in h.items())
+    lines = [f"\n{res['benchmark']} of {res['generator']} (judge {res['judge']['name']}): {cells}"]
+    lines += [f"  NOTE: {n}" for n in res.get("notes", [])]
+    return "\n".join(lines) + "\n"
