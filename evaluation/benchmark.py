@@ -47,7 +47,7 @@ def resolve(cfg, policy: str | None = None) -> Answers:
     if p.is_dir():
         if not (p / "config.json").exists():
             raise GprlError(f"{p} is neither a policy run directory (with policy/) nor a model directory (config.json)")
-        name = b.generator or (f"{p.parent.parent.name}/{p.parent.name}" if p.name == "policy" else p.name)
+        name = b.generator or _short(f"{p.parent.parent.name}/{p.parent.name}" if p.name == "policy" else p.name)
         return Answers(str(p.resolve()), None, name)
     if policy.startswith(("tiny:", "tiny-sft:")):
         import dataclasses
@@ -57,6 +57,11 @@ def resolve(cfg, policy: str | None = None) -> Answers:
     if policy.startswith((".", "/")) or policy.count("/") != 1:
         raise GprlError(f"benchmark.policy {policy!r} does not exist (and is not a Hub name like org/model)")
     return Answers(policy, None, b.generator or policy)
+
+
+def _short(name: str, limit: int = 48) -> str:
+    """A leaderboard name from run-directory names (Hydra override strings can be hundreds of characters)."""
+    return name if len(name) <= limit else f"{name[:limit - 12]}..{fingerprint(name)[:10]}"
 
 
 def decoding(cfg, defaults: dict) -> dict:
