@@ -100,13 +100,15 @@ def annotate(cfg, ann, reference: list[dict], model: list[dict]) -> list[dict]:
         root.setLevel(level)
 
 
-def score(annotations: list[dict]) -> dict:
-    """Win rate and length-controlled win rate of one model's annotations, by the package's own metrics."""
+def score(cfg, annotations: list[dict], idx: list[int]) -> dict:
+    """Win rate and length-controlled win rate of one model's annotations, by the package's own metrics. The
+    package looks instruction difficulty up by the row index, so rows carry their instruction's AlpacaEval index."""
     import pandas as pd
 
-    from evaluation.alpaca_lc import length_controlled_metrics
+    from evaluation.alpaca_lc import length_controlled_winrate
 
-    return length_controlled_metrics(pd.DataFrame(annotations))
+    # offline, LC's reconstructed inputs depend only on the shipped data: one cache per checkout (.cache/gprl/alpaca_eval)
+    return length_controlled_winrate(pd.DataFrame(annotations, index=idx), shared_data=data_context(cfg).shared_data)
 
 
 @BENCHMARKS.register("alpaca_eval2")
@@ -137,8 +139,7 @@ def alpaca_eval2(cfg, answers: Answers, out: Path) -> dict:
     calls0 = sum(ann.calls)
     annotations = annotate(cfg, ann, [reference[i] for i in judged], [model[i] for i in judged]) if judged else []
     got = {(a["instruction"], a["output_2"]): a for a in annotations}
-    unparsed = []
-    full = []
+    unparsed, full, idx = [], [], []
     for i in range(len(rows)):
         if i in empty:
             a = {"instruction": rows[i]["instruction"], "output_1": reference[i]["output"], "output_2": texts[i],
@@ -152,10 +153,11 @@ def alpaca_eval2(cfg, answers: Answers, out: Path) -> dict:
                 continue
         a.update(generator_1=REFERENCE, generator_2=answers.generator, dataset=rows[i]["dataset"])
         full.append(a)
+        idx.append(rows[i]["idx"])
     if not full:
         raise GprlError(f"the judge {cfg.judge.name!r} gave no usable preference for any of {len(rows)} instructions "
                         f"({len(unparsed)} unparseable)")
-    metrics = score(full)
+    metrics = score(cfg, full, idx)
     (out / "annotations.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
     import pandas as pd
 

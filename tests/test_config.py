@@ -9,7 +9,7 @@ from tests.helpers import ROOT, compose_cfg, run_cli, run_config
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (ROOT / "conf" / "launcher").glob("*.yaml"))
 # values an experiment leaves for the user to fill in (???)
-REQUIRED = {"rm_eval": ["reward_model.path=/tmp/rm", "eval.pairs=/tmp/pairs.jsonl"]}
+REQUIRED = {"rm_eval": ["reward_model.path=/tmp/rm", "eval.pairs=/tmp/pairs.jsonl"], "benchmark": ["benchmark.policy=/tmp/p"]}
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
