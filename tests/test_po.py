@@ -168,3 +168,13 @@ def test_lora_trains_only_the_adapters_and_saves_a_merged_model(tmp_path, tiny_d
     save_policy(trainer, tok, tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not any("lora" in n for n, _ in merged.named_parameters())
+
+
+def test_po_refuses_to_wrap_prompts_before_any_work(tmp_path):
+    """Iterations take disjoint prompt parts; asking for more than the source has is one line, before training."""
+    from tests.helpers import run_cli
+
+    p = run_cli(["+experiment=alpaca_gpo", "po.iterations=3", "po.prompts_per_iteration=300", "logger=none",
+                 f"paths.cache={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert p.returncode == 2 and "needs 900 distinct prompts" in p.stderr and "has 644" in p.stderr
+    assert not (tmp_path / "cache").exists()  # no reward model or judge was trained

@@ -74,7 +74,7 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     set_seed(cfg.seed + t)
     model, tok = load_policy(current, cfg.policy.dtype)
     n = po.prompts_per_iteration
-    part = [prompts[(i + (t - 1) * n) % len(prompts)] for i in range(n)]
+    part = prompts[(t - 1) * n:t * n]  # disjoint parts (train_po checked there are enough)
     samples = generate(model, tok, part, po.num_samples, po.max_completion_length, po.temperature, po.top_p,
                        seed=cfg.seed * 1000 + t, desc=f"iteration {t}: sampling")
     rows = label_pairs(rm, part, samples, po.loss)
@@ -109,12 +109,16 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
     if (done := finished(run_dir)) is not None:
         return done
     po, t0, commit = cfg.po, time.time(), git_commit()  # the code this run starts with
-    rm_dir, rm = prepare(cfg)
     prompts = [r["prompt"] for r in load_source(po.prompts, data_context(cfg))]
+    need = po.iterations * po.prompts_per_iteration
+    if need > len(prompts):  # iterations take disjoint parts (SPPO); never wrap around silently
+        raise GprlError(f"po needs {need} distinct prompts ({po.iterations} iterations x {po.prompts_per_iteration}) "
+                        f"but {po.prompts.source}:{po.prompts.split} has {len(prompts)}; lower po.prompts_per_iteration")
     random.Random(cfg.seed).shuffle(prompts)
+    rm_dir, rm = prepare(cfg)
     start = current = initial_policy(cfg)
     print(f"[gprl] {po.loss} from {cfg.policy.backbone}: {po.iterations} iteration(s) of {po.prompts_per_iteration} "
-          f"prompts x K={po.num_samples} samples, reward model {rm_dir} (k={rm.spec.k})")
+          f"prompts (of {len(prompts)} in {po.prompts.source}:{po.prompts.split}) x K={po.num_samples} samples, reward model {rm_dir} (k={rm.spec.k})")
     history = []
     with wandb_run(cfg, run_dir, "train_po") as run:
         for t in range(1, po.iterations + 1):
