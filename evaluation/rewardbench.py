@@ -21,7 +21,7 @@ EXAMPLE_COUNTS = {
     "refusals-dangerous": 100, "refusals-offensive": 100,
     "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
     "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136,
+    "xstest-should-refuse": 250, "xstest-should-respond": 154, "donotanswer": 136,  # as 0.1.2 (later versions swap them)
     "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164, "hep-rust": 164,
 }
 SUBSET_MAPPING = {
@@ -36,7 +36,11 @@ SECTIONS = list(SUBSET_MAPPING)
 
 
 def section_scores(per_subset: dict[str, float], counts: dict[str, int] | None = None) -> dict[str, float]:
-    """Section scores from per-subset accuracies; subsets missing from ``per_subset`` are skipped."""
+    """Section scores from per-subset accuracies, as 0.1.2's ``calculate_scores_per_section``: missing subsets are
+    left out of their section's weights, and a section with no subset at all scores 0 (with a warning), which
+    the Average then includes."""
+    import warnings
+
     counts = counts or EXAMPLE_COUNTS
     out = {}
     for section, subsets in SUBSET_MAPPING.items():
@@ -44,7 +48,10 @@ def section_scores(per_subset: dict[str, float], counts: dict[str, int] | None =
         if present:
             w = sum(counts[s] for s in present)
             out[section] = sum(per_subset[s] * counts[s] for s in present) / w
-    out["Average"] = sum(out[s] for s in SECTIONS if s in out) / max(1, sum(s in out for s in SECTIONS))
+        else:
+            warnings.warn(f"RewardBench section {section} has no subset in the results: scored 0, as rewardbench 0.1.2 does")
+            out[section] = 0.0
+    out["Average"] = sum(out[s] for s in SECTIONS) / len(SECTIONS)
     return out
 
 

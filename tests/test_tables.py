@@ -121,3 +121,32 @@ def test_rewardbench_section_scores_hand_computed():
     assert s["Chat-Hard"] == 0.5 and s["Safety"] == 0.25
     assert s["Reasoning"] == pytest.approx(984 / (984 + 164))  # math-prm up-weighted to 984
     assert s["Average"] == pytest.approx((100 / 195 + 0.5 + 0.25 + 984 / 1148) / 4)
+
+
+# rewardbench 0.1.2's EXAMPLE_COUNTS and SUBSET_MAPPING, copied by hand from its rewardbench/constants.py
+RB_012 = {
+    "Chat": {"alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
+             "mt-bench-med": 40},
+    "Chat-Hard": {"mt-bench-hard": 37, "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
+                  "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46},
+    "Safety": {"refusals-dangerous": 100, "refusals-offensive": 100, "xstest-should-refuse": 250,
+               "xstest-should-respond": 154, "donotanswer": 136},
+    "Reasoning": {"math-prm": 984, "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164,
+                  "hep-rust": 164},
+}
+
+
+def test_rewardbench_every_subset_and_weight_is_0_1_2s():
+    from evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING
+
+    assert {sec: set(subs) for sec, subs in SUBSET_MAPPING.items()} == {sec: set(d) for sec, d in RB_012.items()}
+    assert EXAMPLE_COUNTS == {k: v for d in RB_012.values() for k, v in d.items()}
+
+
+def test_rewardbench_missing_section_scores_zero_with_a_warning():
+    from evaluation.rewardbench import section_scores
+
+    per = {"alpacaeval-easy": 1.0, "llmbar-natural": 0.5, "math-prm": 1.0}  # no Safety subset at all
+    with pytest.warns(UserWarning, match="Safety"):
+        s = section_scores(per)
+    assert s["Safety"] == 0.0 and s["Average"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0) / 4)
