@@ -78,7 +78,7 @@ def test_paper_settings_compose():
     assert (a.lr, a.epochs, a.warmup_ratio, a.scheduler) == (1e-5, 2, 0.03, "cosine")
     assert (a.adam_beta1, a.adam_beta2, a.weight_decay, a.max_grad_norm, a.bf16) == (0.9, 0.95, 0.0, 1.0, True)
     assert a.deepspeed and (ROOT / a.deepspeed).exists()
-    assert rc.data.train.hub_name == "Skywork/Skywork-Reward-Preference-80K-v0.1"
+    assert rc.data.train.hub_name == "Skywork/Skywork-Reward-Preference-80K-v0.2"
 
 
 def test_preference_optimisation_configs_carry_the_paper_settings():
