@@ -307,6 +307,7 @@ class JudgeConfig:
     path: Optional[str] = None  # reward_model: a trained reward model (directory or Hub); None = train the default judge once (cached)
     train: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_balanced", split="train"))  # reward_model: the default judge's training pairs
     k: int = 4  # reward_model: the default judge's embedding dimension (1 = BT)
+    tau: Optional[float] = None  # reward_model: the default judge's temperature (None = the loss's default)
     batch_size: int = 32  # reward_model / hf_local: sequences per forward pass
 
     def __post_init__(self):
@@ -321,6 +322,8 @@ class JudgeConfig:
             raise GprlError(f"judge.k={self.k} is impossible: 1 (Bradley-Terry) or even (GPM)")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise GprlError(f"judge.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.tau is not None and not self.tau > 0:
+            raise GprlError(f"judge.tau must be > 0, got {self.tau}")
 
 
 @dataclass

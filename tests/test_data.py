@@ -8,7 +8,7 @@ import pytest
 from gprl import GprlError
 from gprl.config import SourceConfig
 from gprl.data import DataContext, load_source, validate_pair
-from gprl.data.sources import _alpaca_tables, alpaca_split
+from gprl.data.sources import REFERENCE, _alpaca_tables, alpaca_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared" / "data").resolve()
@@ -58,6 +58,21 @@ def test_alpaca_pairs_stay_in_their_split_and_balance_length():
     # deterministic for a seed
     again = load_source(SourceConfig(source="alpaca_balanced", split="train", max_pairs=500), CTX)
     assert again == tr
+
+
+def test_alpaca_with_reference_orders_the_reference_by_the_annotation():
+    text, prefs, outputs = _alpaca_tables(SHARED)
+    idx = {v: k for k, v in text.items()}
+    pairs = load_source(SourceConfig(source="alpaca_with_reference", split="train", length_balance=False), CTX)
+    assert not {p["prompt"] for p in pairs} & {text[i] for i in alpaca_split()["test"]}
+    vs_ref = [p for p in pairs if outputs[REFERENCE][p["prompt"]] in (p["chosen"], p["rejected"])]
+    assert len(pairs) / 3 < len(vs_ref) < len(pairs) * 2 / 3  # about half of each instruction's pairs
+    for p in vs_ref[:300]:
+        ref_won = p["chosen"] == outputs[REFERENCE][p["prompt"]]
+        other = p["rejected"] if ref_won else p["chosen"]
+        pref = [q for g, q in prefs[idx[p["prompt"]]].items() if outputs.get(g, {}).get(p["prompt"]) == other]
+        assert pref and all((q <= 1.2) if ref_won else (q >= 1.8) for q in pref)
+        assert p["margin"] >= 0.3
 
 
 def test_user_jsonl(tmp_path):

@@ -44,7 +44,7 @@ def judge_dir(cfg) -> Path:
     j = cfg.judge
     if j.path:
         return Path(j.path)
-    jcfg = dataclasses.replace(cfg, k=j.k, seed=0, reward_model=RewardModelConfig(),
+    jcfg = dataclasses.replace(cfg, k=j.k, seed=0, reward_model=RewardModelConfig(tau=j.tau),
                                data=dataclasses.replace(cfg.data, train=j.train, val_fraction=0.0))
     return cached_reward_model(jcfg, kind="judges")
 

@@ -99,7 +99,7 @@ def _alpaca_tables(shared_data: Path):
         if p is None or r["instruction"] not in idx or g == REFERENCE:
             continue
         prefs[idx[r["instruction"]]].setdefault(g, float(p))  # vicuna rows appear twice: keep the first
-    gens = {g for d in prefs.values() for g in d}
+    gens = {g for d in prefs.values() for g in d} | {REFERENCE}
     outputs: dict[str, dict[str, str]] = {}
     for g in sorted(gens):
         f = out_dir / f"{g}.json.gz"
@@ -117,8 +117,20 @@ def alpaca_balanced(src, ctx: DataContext) -> list[dict]:
     ``split`` = train | test (the committed split by instruction). ``length_balance`` keeps as many pairs
     whose chosen answer is the shorter one as the longer one, so "longer wins" cannot be learned.
     """
+    return _balanced_pairs(src, ctx, with_reference=False)
+
+
+@SOURCES.register("alpaca_with_reference")
+def alpaca_with_reference(src, ctx: DataContext) -> list[dict]:
+    """``alpaca_balanced`` plus the reference itself as a candidate at preference 1.5 (a tie with itself): pairs
+    (reference, model) ordered by the GPT-4-turbo judgment, kept when it is at least ``min_gap`` from a tie. Half
+    of each instruction's 24 pairs go to such pairs when there are enough. The AlpacaEval judge's own question."""
+    return _balanced_pairs(src, ctx, with_reference=True)
+
+
+def _balanced_pairs(src, ctx: DataContext, with_reference: bool) -> list[dict]:
     if src.split not in ("train", "test"):
-        raise GprlError(f"alpaca_balanced split must be train or test, got {src.split!r}")
+        raise GprlError(f"{src.source} split must be train or test, got {src.split!r}")
     text, prefs, outputs = _alpaca_tables(ctx.shared_data)
     keep = alpaca_split()[src.split]
     rng = random.Random(ctx.seed)
@@ -128,7 +140,12 @@ def alpaca_balanced(src, ctx: DataContext) -> list[dict]:
         cands = sorted((g, p) for g, p in prefs.get(i, {}).items() if g in outputs and instr in outputs[g])
         pairs = [(a, b) for n, a in enumerate(cands) for b in cands[n + 1:] if abs(a[1] - b[1]) >= src.min_gap]
         rng.shuffle(pairs)
-        for a, b in pairs[:24]:  # at most 24 pairs per instruction keeps instructions diverse
+        pairs = pairs[:24]  # at most 24 pairs per instruction keeps instructions diverse
+        if with_reference and instr in outputs.get(REFERENCE, {}):
+            ref = [((REFERENCE, 1.5), c) for c in cands if abs(c[1] - 1.5) >= src.min_gap]
+            rng.shuffle(ref)
+            pairs = ref[:12] + pairs[:24 - len(ref[:12])]
+        for a, b in pairs:
             (cg, cp), (rg, rp) = (a, b) if a[1] > b[1] else (b, a)
             rec = {"prompt": instr, "chosen": outputs[cg][instr], "rejected": outputs[rg][instr],
                    "margin": round(cp - rp, 4), "subset": "alpaca_eval"}
