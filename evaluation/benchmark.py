@@ -88,14 +88,26 @@ def generate_answers(cfg, policy: str, prompts: list[str], dec: dict, desc: str)
     from gprl.tasks.policy import load_policy
 
     model, tok = load_policy(policy, cfg.policy.dtype)
-    context = getattr(model.config, "max_position_embeddings", None)
-    longest = max(len(tok(p)["input_ids"]) for p in prompts) + 32  # + the chat template
-    n = dec["max_new_tokens"]
-    if context and longest + n > context:
-        n = max(1, context - longest)
-        print(f"[gprl] {desc}: max_new_tokens {dec['max_new_tokens']} -> {n} (the policy's context is {context} tokens)")
+    prompts, n = fit_context(tok, prompts, dec["max_new_tokens"], getattr(model.config, "max_position_embeddings", None),
+                             desc)
     return [a[0] for a in generate(model, tok, prompts, 1, n, dec["temperature"], dec["top_p"], cfg.seed,
                                    batch_size=cfg.benchmark.batch_size, desc=desc)]
+
+
+def fit_context(tok, prompts: list[str], max_new_tokens: int, context: int | None, desc: str,
+                template_tokens: int = 16) -> tuple[list[str], int]:
+    """Prompts and an answer budget that fit a small policy's context: answers get at most half of it, and a
+    prompt longer than the rest is cut to its first tokens (both said, never silent). Large models are unchanged."""
+    if not context or max_new_tokens + template_tokens + max(len(tok(p)["input_ids"]) for p in prompts) <= context:
+        return prompts, max_new_tokens
+    n = min(max_new_tokens, context // 2)
+    budget = context - n - template_tokens
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    cut = [i for i, x in enumerate(ids) if len(x) > budget]
+    out = [tok.decode(x[:budget]) if i in cut else p for i, (p, x) in enumerate(zip(prompts, ids))]
+    print(f"[gprl] {desc}: the policy's context is {context} tokens: answers of at most {n} new tokens "
+          f"(asked {max_new_tokens}); {len(cut)} of {len(prompts)} prompts cut to their first {budget} tokens")
+    return out, n
 
 
 def answers_for(cfg, answers: Answers, prompts: list[str], dec: dict, out_file: Path) -> list[str]:

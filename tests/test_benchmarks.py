@@ -154,3 +154,18 @@ def test_local_hf_judge_runs_and_an_all_unparseable_judge_is_one_line(tmp_path, 
                  f"hydra.run.dir={tmp_path / 'run'}"])
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "no usable preference for any of 3 instructions (3 unparseable)" in p.stderr
+
+
+def test_small_policy_context_gets_an_answer_budget_and_cut_prompts(tiny_decoder):
+    """A 176-token laptop policy asked for 128 new tokens: answers get half its context, long prompts are cut, short
+    ones untouched (clipping the budget to the longest prompt left answers of one token)."""
+    from transformers import AutoTokenizer
+
+    from evaluation.benchmark import fit_context
+
+    tok = AutoTokenizer.from_pretrained(tiny_decoder)
+    prompts = ["Name a fruit.", " ".join(["word"] * 300)]
+    out, n = fit_context(tok, prompts, 128, 176, "test")
+    assert n == 88 and out[0] == prompts[0]
+    assert len(tok(out[1], add_special_tokens=False)["input_ids"]) <= 176 - 88 - 16 < 300
+    assert fit_context(tok, prompts, 128, 8192, "test") == (prompts, 128)  # a large context is left alone
