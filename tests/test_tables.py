@@ -32,7 +32,13 @@ def test_every_manifest_row_composes(path, scale, row_id):
     row = next(r for r in m.rows if r.id == row_id)
     overrides = [o for o in m.scales[scale].overrides + row.overrides if not o.startswith("hydra.")]
     cfg = run_config(overrides + [f"seed={m.seeds_for(scale)[0]}"])
-    assert cfg.task == "train_rm"
+    keys = set(m.metrics_for(scale).values())
+    if any(k.startswith("alpaca_eval2/") for k in keys):  # a policy table: every row must produce the benchmark it reads
+        asked = cfg.benchmark.names if cfg.task == "benchmark" else cfg.policy_eval.benchmarks
+        assert cfg.task in ("benchmark", "train_po") and asked == ["alpaca_eval2"]
+        assert (row.metric_prefix == "") == (cfg.task == "benchmark")  # iteration rows read iter<N>/ of a PO run
+    else:
+        assert cfg.task == "train_rm"
     labels = set(m.metrics_for(scale))
     for paper in (row.paper or {}).values():
         assert set(paper) <= labels
