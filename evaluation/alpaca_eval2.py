@@ -64,7 +64,7 @@ def shipped_outputs(shared_data: Path, name: str) -> dict[str, str]:
     try:
         with opener(f, "rt") as fh:
             rows = json.load(fh)
-        return {r["instruction"]: r["output"] for r in rows}
+        return {r["instruction"]: r["output"] or "" for r in rows}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise GprlError(f"{f} is not an AlpacaEval outputs file (a JSON list of {{instruction, output}}): {e}") from None
 

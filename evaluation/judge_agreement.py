@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from gprl import GprlError
+from evaluation.alpaca_eval2 import shipped_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "gpt4_1106_preview"
@@ -79,11 +80,6 @@ def leaderboard(path: Path) -> dict[str, dict]:
     return out
 
 
-def _outputs(path: Path) -> dict[str, str]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return {r["instruction"]: r["output"] or "" for r in json.load(f)}
-
-
 def load_bench(shared: Path, split: str = "test") -> Bench:
     from gprl.data.sources import alpaca_split
 
@@ -96,7 +92,7 @@ def load_bench(shared: Path, split: str = "test") -> Bench:
     for key in sorted(board):
         f = out_dir / f"{key}.json.gz"
         if f.exists():
-            table = _outputs(f)
+            table = shipped_outputs(shared, str(f))
             outputs[key] = [table.get(r["instruction"], "") for r in rows]  # a missing answer is empty
             official[key] = board[key]
     bench = Bench(rows, outputs, official, shared=shared)

@@ -22,9 +22,11 @@ def lookup(shared_data: str) -> dict[tuple[str, str, str], float]:
     outputs: dict[str, dict[str, str]] = {}
 
     def output(gen: str, instruction: str) -> str | None:
+        from evaluation.alpaca_eval2 import shipped_outputs
+
         if gen not in outputs:
             f = root / "model_outputs" / f"{gen}.json.gz"
-            outputs[gen] = {r["instruction"]: r["output"] for r in json.load(gzip.open(f))} if f.exists() else {}
+            outputs[gen] = shipped_outputs(Path(shared_data), gen) if f.exists() else {}
         return outputs[gen].get(instruction)
 
     table = {}
