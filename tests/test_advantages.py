@@ -21,21 +21,36 @@ def test_grpo_matches_trl_formula():
     assert torch.equal(ours, trl_grpo_advantages(r, 8))
 
 
-def test_gprl_with_k1_equals_grpo_exactly():
+def _warmed(cfg: GPRLConfig, scale: float):
+    """An estimator whose running scale has seen batches ``scale`` times wider than the next group, so a floor at
+    the shipped kappa would bind if it applied."""
+    est = ADVANTAGES.get("gprl")(cfg)
+    for _ in range(5):
+        est.update_scale([torch.tensor([scale])])
+    return est
+
+
+@pytest.mark.parametrize("cfg", [GPRLConfig(), GPRLConfig(kappa=0.0)], ids=["shipped-defaults", "no-floor"])
+def test_gprl_with_k1_equals_grpo_at_1e6(cfg):
+    """The reduction holds with the shipped config (kappa=0.25), including groups far narrower than the running
+    scale: the floor only acts between axes, and a single-axis prompt has none to act between."""
     torch.manual_seed(1)
-    est = ADVANTAGES.get("gprl")(GPRLConfig(kappa=0.0))
-    for _ in range(3):
-        r = torch.randn(8)
+    est = _warmed(cfg, scale=50.0)
+    for width in (1.0, 0.01, 3.0):
+        r = width * torch.randn(8)
         a, _ = est(Group(v=r[:, None], tau=1.0))
         assert torch.allclose(a, grpo_advantages(r), atol=1e-6, rtol=0)
+        est.update_scale([r.std()[None]])
 
 
-def test_gprl_with_only_a_verifier_axis_equals_grpo_on_the_verifier():
-    verifier = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-    est = ADVANTAGES.get("gprl")(GPRLConfig(kappa=0.0))
-    a, info = est(Group(v=torch.zeros(8, 0), verifier=verifier))
-    assert torch.allclose(a, grpo_advantages(verifier), atol=1e-6, rtol=0)
-    assert info["weights"].tolist() == [1.0]
+@pytest.mark.parametrize("cfg", [GPRLConfig(), GPRLConfig(kappa=0.0)], ids=["shipped-defaults", "no-floor"])
+def test_gprl_with_only_a_verifier_axis_equals_grpo_on_the_verifier(cfg):
+    est = _warmed(cfg, scale=5.0)
+    for verifier in ([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0, 0, 0, 0, 0, 0, 0], [0.2, 0.25, 0.2, 0.2, 0, 0, 0, 0]):
+        verifier = torch.tensor(verifier)
+        a, info = est(Group(v=torch.zeros(8, 0), verifier=verifier))
+        assert torch.allclose(a, grpo_advantages(verifier), atol=1e-6, rtol=0)
+        assert info["weights"].tolist() == [1.0]
 
 
 def test_each_axis_is_normalised_on_its_own_scale():
@@ -101,10 +116,16 @@ def test_monitor_stays_quiet_on_balanced_gains_and_fires_on_regression():
         s = mon.update(torch.full((3,), 0.5 + 0.004 * t))
         assert s["trigger"] is None
     assert mon.multipliers.tolist() == [1.0, 1.0, 1.0] and mon.eps == 0.2 and mon.beta == 0.04
-    mon2 = DriftMonitor(n_axes=2)
+
+
+def test_a_regression_down_weights_the_axis_that_gained_most():
+    """SPEC 3.3: on any trigger, the corrected axis is l* = argmax gain; the regressed axis is raised."""
+    mon = DriftMonitor(n_axes=3)
     for t in range(40):
-        s = mon2.update(torch.tensor([0.5 + 0.002 * t, 0.5 - 0.01 * t]))
-    assert mon2.events and mon2.events[0]["trigger"] == "regression" and mon2.events[0]["axis"] == 1
+        mon.update(torch.tensor([0.5 + 0.004 * t, 0.5 + 0.001 * t, 0.5 - 0.01 * t]))  # axis 2 regresses
+    e = mon.events[0]
+    assert e["trigger"] == "regression" and e["axis"] == 0 and e["regressed"] == [2]
+    assert e["multipliers"] == [0.5, 1.0, 1.25] and e["eps"] == 0.1 and e["beta"] == 0.08
 
 
 def test_monitor_recovers_after_calm_steps():

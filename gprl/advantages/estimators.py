@@ -10,14 +10,18 @@ GPRL (SPEC 3.3, [OURS] where the paper is silent): per skew-symmetric axis l of 
     r^l_i  = (1/G) sum_j c^l_ij                      per-axis GPO estimator (paper eq. 5.6; the diagonal is 0)
     A^l_i  = r^l_i / (max(sigma^l, kappa * sigmabar^l) + 1e-4)
              sigma^l = std_j(r^l_j) (unbiased); sigmabar^l an EMA of the batch mean of sigma^l; the floor stops
-             noise amplification on axes where the prompt is indifferent
+             noise amplification on axes where the prompt is indifferent. It applies only to prompts with two or
+             more axes (GPM axes plus the verifier axis): it exists to keep an indifferent axis from outvoting
+             the others in the sum below, and a prompt with one axis has no others ([OURS], a refinement of
+             SPEC 3.3, which applies it everywhere; with it, GPRL at the shipped kappa would not reduce to GRPO)
     w_l    = lambda_l(x) m_l / sum_l' lambda_l'(x) m_l'      eigenvalues of the gate x drift-monitor multipliers
     A_i    = sum_l w_l A^l_i
 
 Deviation from SPEC 3.3, deliberately: SPEC writes ``r^l_i`` as the mean over j != i and ``sigma^l`` as the RMS.
 Both only rescale every ``r^l`` of a group by the same factor, which cancels in ``r/sigma`` except against the
 1e-4 epsilon; the form above makes the reduction exact: with one axis (a BT reward model, ``c_ij = r_i - r_j``,
-so ``r_i - mean(r)``) and no floor, GPRL's advantages equal TRL's GRPO advantages bit for bit (tested).
+so ``r_i - mean(r)``; a k=2 GPM; or a verifier alone), GPRL's advantages at the shipped config equal TRL's GRPO
+advantages to float rounding (tested at 1e-6, also for groups much narrower than the running scale).
 
 A verifiable reward ``v(x, y)`` in [0, 1] enters as one more axis (SPEC 3.4): the disk-game embedding
 ``[v(y), 1]`` gives ``c_ij = v_i - v_j``, so its per-axis advantage is GRPO's on the verifier; it has its own
@@ -67,7 +71,8 @@ class Group:
 
 @dataclass
 class GPRLConfig:
-    kappa: float = 0.25  # floor on each axis's scale, as a fraction of its running mean scale (0 = no floor)
+    kappa: float = 0.25  # floor on each axis's scale, as a fraction of its running mean scale (0 = no floor;
+    #                      applies only to prompts with 2+ axes)
     sigma_decay: float = 0.99  # EMA decay of the running mean scale per axis
     verifier_weight: float = 1.0  # weight of the verifier axis relative to the GPM axes (which share weight 1)
     normalize_per_axis: bool = True  # ablation: False = normalise the aggregated score once (GRPO on s-hat)
@@ -111,8 +116,8 @@ class GPRLEstimator:
         r = (g.axis_matrix() if c is None else c).mean(2)  # (L, G): 1/G sum_j c^l_ij
         sigma = r.std(1)
         L = len(sigma)  # a prompt without a verifier has one axis fewer than one with it
-        floor = (self.cfg.kappa * self.sigma_bar[:L] if self.sigma_bar is not None and len(self.sigma_bar) >= L
-                 else torch.zeros_like(sigma))
+        floor = (self.cfg.kappa * self.sigma_bar[:L] if L > 1 and self.sigma_bar is not None and len(self.sigma_bar) >= L
+                 else torch.zeros_like(sigma))  # one axis: nothing to outvote, no floor (GRPO exactly)
         return r / (torch.maximum(sigma, floor) + EPS)[:, None], sigma
 
     def __call__(self, g: Group) -> tuple[torch.Tensor, dict]:

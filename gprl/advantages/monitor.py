@@ -8,9 +8,12 @@ Each step the trainer reports, per axis l, the policy's win rate against the fro
   less than ``0.25 D_l*`` (needs at least two axes: with one, every gain would be "single-axis"); or
 * any axis regressed: ``D_l < -0.05`` (hard trigger).
 
-Correction (at most once every ``cooldown`` steps): halve the exploited axis's multiplier (floor 0.2), raise
-regressed/flat axes by 1.25x (cap 2), tighten the clip range (``eps <- max(0.05, eps/2)``) and double the KL
-coefficient (cap 0.32). After ``calm_steps`` steps without a trigger everything relaxes back towards its start.
+Correction (at most once every ``cooldown`` steps), the same for both triggers (SPEC 3.3): halve the multiplier of
+``l* = argmax D`` (floor 0.2), raise every axis with ``D_l <= 0`` by 1.25x (cap 2), tighten the clip range
+(``eps <- max(0.05, eps/2)``) and double the KL coefficient (cap 0.32). So a regression on one axis down-weights
+the axis that gained most, the one the policy is trading it for. [OURS] where SPEC is silent: when every axis
+regressed (``D_l* <= 0``) nothing is halved, because nothing was exploited; the trust region still tightens.
+After ``calm_steps`` steps without a trigger everything relaxes back towards its start.
 """
 
 from __future__ import annotations
@@ -65,13 +68,15 @@ class DriftMonitor:
         else:
             self.p = self.cfg.ema * self.p + (1 - self.cfg.ema) * w
         d = self.gains
-        trigger, axis = self._detect(d)
+        trigger = self._detect(d)
+        axis = int(torch.argmax(d)) if trigger else None  # l*: the axis a correction down-weights
         if trigger:
             self.last_trigger = self.step
             if self.step - self.last_correction >= self.cfg.cooldown:
                 self._correct(axis, d)
                 self.last_correction = self.step
                 self.events.append({"step": self.step, "trigger": trigger, "axis": axis,
+                                    "regressed": torch.nonzero(d < self.cfg.regress).flatten().tolist(),
                                     "gains": d.tolist(), "multipliers": self.multipliers.tolist(),
                                     "eps": self.eps, "beta": self.beta})
         elif self.step - self.last_trigger >= self.cfg.calm_steps:
@@ -79,21 +84,21 @@ class DriftMonitor:
         return {"trigger": trigger, "axis": axis, "gains": d.tolist(), "multipliers": self.multipliers.tolist(),
                 "eps": self.eps, "beta": self.beta}
 
-    def _detect(self, d: torch.Tensor) -> tuple[str | None, int | None]:
+    def _detect(self, d: torch.Tensor) -> str | None:
         if bool((d < self.cfg.regress).any()):
-            return "regression", int(torch.argmin(d))
+            return "regression"
         pos = d.clamp_min(0)
         top = int(torch.argmax(d))
         dom = float(pos[top] / (pos.sum() + 1e-6))
         others = torch.cat([d[:top], d[top + 1:]])
         if (len(d) > 1 and dom > self.cfg.dominance and d[top] > self.cfg.min_gain
                 and bool((others < self.cfg.others_ratio * d[top]).all())):
-            return "single_axis", top
-        return None, None
+            return "single_axis"
+        return None
 
     def _correct(self, axis: int, d: torch.Tensor) -> None:
         c = self.cfg
-        if d[axis] > 0:  # the exploited axis
+        if d[axis] > 0:  # l* = argmax D gained: the exploited axis (see the module docstring when none gained)
             self.multipliers[axis] = max(c.m_min, 0.5 * float(self.multipliers[axis]))
         flat = d <= 0
         self.multipliers[flat] = (1.25 * self.multipliers[flat]).clamp(max=c.m_max)
