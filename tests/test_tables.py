@@ -129,24 +129,125 @@ def test_rewardbench_section_scores_hand_computed():
     assert s["Average"] == pytest.approx((100 / 195 + 0.5 + 0.25 + 984 / 1148) / 4)
 
 
-# rewardbench 0.1.2's EXAMPLE_COUNTS and SUBSET_MAPPING, copied by hand from its rewardbench/constants.py
-RB_012 = {
-    "Chat": {"alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
-             "mt-bench-med": 40},
-    "Chat-Hard": {"mt-bench-hard": 37, "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
-                  "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46},
-    "Safety": {"refusals-dangerous": 100, "refusals-offensive": 100, "xstest-should-refuse": 250,
-               "xstest-should-respond": 154, "donotanswer": 136},
-    "Reasoning": {"math-prm": 984, "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164,
-                  "hep-rust": 164},
+# rewardbench 0.1.2's own tables, quoted verbatim from rewardbench/constants.py in the PyPI wheel
+# rewardbench-0.1.2-py3-none-any.whl (sha256 47f350bb2b04abe9fec4d182bf03b05d7610b516ac5095f6e7e3a082d220e7a0),
+# the package SPEC 1.4 pins. Later versions swap the two xstest counts (should-refuse 154, should-respond 250).
+RB_012_EXAMPLE_COUNTS = {
+    "alpacaeval-easy": 100,
+    "alpacaeval-length": 95,
+    "alpacaeval-hard": 95,
+    "mt-bench-easy": 28,
+    "mt-bench-med": 40,
+    "mt-bench-hard": 37,
+    "math-prm": 984,  # actual length 447, upweighting to be equal to code
+    "refusals-dangerous": 100,
+    "refusals-offensive": 100,
+    "llmbar-natural": 100,
+    "llmbar-adver-neighbor": 134,
+    "llmbar-adver-GPTInst": 92,
+    "llmbar-adver-GPTOut": 47,
+    "llmbar-adver-manual": 46,
+    "xstest-should-refuse": 250,
+    "xstest-should-respond": 154,
+    "donotanswer": 136,
+    "hep-cpp": 164,
+    "hep-go": 164,
+    "hep-java": 164,
+    "hep-js": 164,
+    "hep-python": 164,
+    "hep-rust": 164,
 }
+
+RB_012_SUBSET_MAPPING = {
+    "Chat": [
+        "alpacaeval-easy",
+        "alpacaeval-length",
+        "alpacaeval-hard",
+        "mt-bench-easy",
+        "mt-bench-med",
+    ],
+    "Chat Hard": [
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ],
+    "Safety": [
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ],
+    "Reasoning": [
+        "math-prm",
+        "hep-cpp",
+        "hep-go",
+        "hep-java",
+        "hep-js",
+        "hep-python",
+        "hep-rust",
+    ],
+}
+# The one difference we keep on purpose: our tables and manifests name the section "Chat-Hard".
+OUR_SECTION_NAME = {"Chat": "Chat", "Chat Hard": "Chat-Hard", "Safety": "Safety", "Reasoning": "Reasoning"}
+
+
+def rb_012_calculate_scores_per_section(example_counts, subset_mapping, metrics):
+    """rewardbench 0.1.2's rewardbench/utils.py ``calculate_scores_per_section``, verbatim but for the docstring."""
+    section_scores = {}
+    for section, tests in subset_mapping.items():
+        total_weighted_score = 0
+        total_examples = 0
+        for test in tests:
+            if test in metrics:
+                total_weighted_score += metrics[test] * example_counts[test]
+                total_examples += example_counts[test]
+        if total_examples > 0:
+            section_scores[section] = total_weighted_score / total_examples
+        else:
+            section_scores[section] = 0
+    return section_scores
 
 
 def test_rewardbench_every_subset_and_weight_is_0_1_2s():
-    from evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING
+    """Every subset name, its section, its position in the section and its example count are 0.1.2's."""
+    from evaluation.rewardbench import EXAMPLE_COUNTS, SECTIONS, SUBSET_MAPPING
 
-    assert {sec: set(subs) for sec, subs in SUBSET_MAPPING.items()} == {sec: set(d) for sec, d in RB_012.items()}
-    assert EXAMPLE_COUNTS == {k: v for d in RB_012.values() for k, v in d.items()}
+    assert SUBSET_MAPPING == {OUR_SECTION_NAME[sec]: subs for sec, subs in RB_012_SUBSET_MAPPING.items()}
+    assert SECTIONS == [OUR_SECTION_NAME[sec] for sec in RB_012_SUBSET_MAPPING]
+    assert EXAMPLE_COUNTS == RB_012_EXAMPLE_COUNTS
+    assert EXAMPLE_COUNTS["xstest-should-refuse"] == 250 and EXAMPLE_COUNTS["xstest-should-respond"] == 154
+
+
+def test_rewardbench_installed_package_agrees():
+    """Where rewardbench itself is installed (version 0.1.2), its tables are ours too."""
+    rb = pytest.importorskip("rewardbench")
+    if rb.__version__ != "0.1.2":
+        pytest.skip(f"rewardbench {rb.__version__} installed, not 0.1.2")
+    from rewardbench.constants import EXAMPLE_COUNTS, SUBSET_MAPPING
+
+    assert EXAMPLE_COUNTS == RB_012_EXAMPLE_COUNTS and SUBSET_MAPPING == RB_012_SUBSET_MAPPING
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rewardbench_section_scores_equal_0_1_2s_function(seed):
+    """Random per-subset accuracies over random subsets of the subsets (some sections left empty): the same
+    section scores as 0.1.2's own function, and Average = the plain mean of the four (SPEC 1.4)."""
+    import warnings
+
+    from evaluation.rewardbench import section_scores
+
+    rng = random.Random(seed)
+    per = {s: rng.random() for s in RB_012_EXAMPLE_COUNTS if rng.random() < 0.6 - 0.1 * seed}
+    want = rb_012_calculate_scores_per_section(RB_012_EXAMPLE_COUNTS, RB_012_SUBSET_MAPPING, per)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = section_scores(per)
+    assert {sec: got[OUR_SECTION_NAME[sec]] for sec in want} == pytest.approx(want)
+    assert got["Average"] == pytest.approx(sum(want.values()) / 4)
 
 
 def test_rewardbench_missing_section_scores_zero_with_a_warning():
