@@ -87,6 +87,10 @@ def test_user_jsonl(tmp_path):
     ('{"prompt": "a", "chosen": "b"}', "p.jsonl:2: missing field(s) rejected"),
     ('{"prompt": "a", "chosen": "b", "rejected": 3}', "p.jsonl:2: field 'rejected' must be a string"),
     ('{"prompt": "a", "chosen": "b", "rejected": "c", "margin": NaN}', "p.jsonl:2: margin must be a finite number"),
+    ('{"prompt": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "chosen": "b", '
+     '"rejected": "c"}', "p.jsonl:2: a multi-turn prompt must end with a user turn"),
+    ('{"prompt": [{"role": "human", "content": "a"}], "chosen": "b", "rejected": "c"}', "p.jsonl:2: prompt turn 0"),
+    ('{"prompt": [], "chosen": "b", "rejected": "c"}', "p.jsonl:2: field 'prompt' must be a string or a non-empty"),
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, line, message):
     f = tmp_path / "p.jsonl"
@@ -100,3 +104,86 @@ def test_missing_files_are_named(tmp_path):
         load_source(SourceConfig(source="llmbar"), DataContext(tmp_path, ROOT))
     with pytest.raises(GprlError, match="does not exist"):
         load_source(SourceConfig(source="jsonl", path=str(tmp_path / "none.jsonl")), CTX)
+
+
+# ---- multi-turn prompts keep the whole conversation ----------------------------------------------------------
+
+TURNS = [{"role": "user", "content": "What is the capital of France?"},
+         {"role": "assistant", "content": "Paris is the capital of France."},
+         {"role": "user", "content": "And of Italy?"}]
+
+
+def _multi_turn_record(layout: str) -> dict:
+    if layout == "chat":  # chosen/rejected are whole conversations (Skywork, UltraFeedback-binarized)
+        return {"chosen": TURNS + [{"role": "assistant", "content": "Rome."}],
+                "rejected": TURNS + [{"role": "assistant", "content": "Milan."}], "subset": "s"}
+    # RewardBench's layout for multi-turn sets: prompt = the earlier turns, chosen/rejected = the last answer
+    return {"prompt": TURNS, "chosen": "Rome.", "rejected": "Milan.", "subset": "s"}
+
+
+def _load_multi_turn(tmp_path, layout: str) -> dict:
+    d = tmp_path / layout
+    d.mkdir()
+    (d / "train.jsonl").write_text(json.dumps(_multi_turn_record(layout)) + "\n")
+    src = (SourceConfig(source="jsonl", path=str(d / "train.jsonl")) if layout == "jsonl" else
+           SourceConfig(source="hub", hub_name=str(d), split="train"))  # a local folder loads like a Hub dataset
+    [pair] = load_source(src, CTX)
+    return pair
+
+
+@pytest.mark.parametrize("layout", ["rewardbench", "chat", "jsonl"])
+def test_multi_turn_prompts_keep_every_turn_through_the_chat_template(tmp_path, layout):
+    """A multi-turn record, in RewardBench's layout (prompt = a list of turns), the chat layout (chosen/rejected =
+    whole conversations) or a user's jsonl: the reward model's input is the tokenizer's chat template over the whole
+    conversation, earlier user and assistant turns included, then the answer; as rewardbench 0.1.2's
+    prepare_dialogue_from_tokenizer renders it."""
+    from gprl.models.formatting import Formatter
+    from gprl.models.tiny import decoder_tokenizer
+
+    pair = _load_multi_turn(tmp_path, layout)
+    assert (pair["chosen"], pair["rejected"], pair["subset"]) == ("Rome.", "Milan.", "s")
+    tok = decoder_tokenizer()
+    enc = Formatter(tok, decoder=True, max_length=256).encode(pair["prompt"], pair["chosen"])
+    full = tok.apply_chat_template(TURNS + [{"role": "assistant", "content": "Rome."}], tokenize=True,
+                                   return_dict=False)
+    assert full[-1] == tok.eos_token_id
+    assert enc.input_ids == list(full)
+    assert enc.prompt_len == len(tok.apply_chat_template(TURNS, add_generation_prompt=True, tokenize=True,
+                                                         return_dict=False))
+
+
+def test_multi_turn_prompts_without_a_chat_template_keep_every_turn_as_text(tmp_path):
+    """Encoders and decoders without a chat template read the conversation as a transcript, assistant turns included."""
+    from gprl.models.formatting import Formatter
+    from gprl.models.tiny import decoder_tokenizer
+
+    pair = _load_multi_turn(tmp_path, "rewardbench")
+    tok = decoder_tokenizer(chat_template=False)
+    for decoder in (True, False):
+        text = tok.decode(Formatter(tok, decoder=decoder, max_length=256).encode(pair["prompt"], "Rome.").input_ids)
+        assert all(w in text for w in ("capital of france", "paris is the capital", "and of italy", "rome"))
+
+
+def test_single_turn_chats_stay_plain_prompts(tmp_path):
+    """A one-turn conversation is the plain prompt string it always was (so single-turn data is unchanged)."""
+    d = tmp_path / "one"
+    d.mkdir()
+    (d / "train.jsonl").write_text(json.dumps({"chosen": [TURNS[0], {"role": "assistant", "content": "Paris."}],
+                                               "rejected": [TURNS[0], {"role": "assistant", "content": "Lyon."}]}))
+    [pair] = load_source(SourceConfig(source="hub", hub_name=str(d), split="train"), CTX)
+    assert pair == {"prompt": TURNS[0]["content"], "chosen": "Paris.", "rejected": "Lyon."}
+    assert type(pair["prompt"]) is str
+
+
+def test_conversations_survive_pickle_and_copy_and_write_as_their_transcript():
+    import copy
+    import pickle
+
+    from gprl.data.schema import Conversation, make_prompt
+
+    c = make_prompt(TURNS, "here")
+    for d in (pickle.loads(pickle.dumps(c)), copy.deepcopy(c)):
+        assert isinstance(d, Conversation) and d == c and d.messages == TURNS
+    assert json.loads(json.dumps(c)) == str(c) == ("User: What is the capital of France?\n\nAssistant: Paris is the "
+                                                   "capital of France.\n\nUser: And of Italy?")
+

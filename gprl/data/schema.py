@@ -1,6 +1,10 @@
 """The one pairwise schema every loader returns:
 
     {"prompt": str, "chosen": str, "rejected": str, "margin": float (optional), "subset": str (optional)}
+
+A prompt is text, or a multi-turn conversation: given as a list of ``{"role", "content"}`` turns ending with the
+user turn that ``chosen`` and ``rejected`` answer (RewardBench's layout), it becomes a ``Conversation``, which keeps
+every earlier user and assistant turn for the chat template (``gprl.models.formatting``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,57 @@ import math
 from gprl import GprlError
 
 REQUIRED = ("prompt", "chosen", "rejected")
+ROLES = ("system", "user", "assistant")
+
+
+class Conversation(str):
+    """A multi-turn prompt. Its string value is the plain-text transcript (``User: ...\\n\\nAssistant: ...\\n\\nUser:
+    ...``), so everything that treats a prompt as text (deduplication keys, caches, a tokenizer without a chat
+    template, an encoder) sees the whole conversation; ``messages`` keeps the turns for the chat template, which is
+    how the reward model reads it (as rewardbench 0.1.2's ``prepare_dialogue_from_tokenizer`` does). Equality and
+    hashing are the transcript's."""
+
+    def __new__(cls, messages: list[dict]):
+        turns = tuple((m["role"], m["content"]) for m in messages)
+        obj = super().__new__(cls, "\n\n".join(f"{r.capitalize()}: {c}" for r, c in turns))
+        obj._turns = turns
+        return obj
+
+    @property
+    def messages(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self._turns]
+
+    def __reduce__(self):  # pickle / deepcopy rebuild from the turns, not from the transcript
+        return Conversation, (self.messages,)
+
+    def __repr__(self) -> str:
+        return f"Conversation({self.messages!r})"
+
+
+def make_prompt(value, where: str) -> str:
+    """A prompt field as text: a string as it is; a list of turns as a ``Conversation`` (one user turn alone is its
+    plain text, so single-turn chats equal plain prompts). One clear error naming ``where`` otherwise."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value:
+        got = "an empty list" if isinstance(value, list) else type(value).__name__
+        raise GprlError(f"{where}: field 'prompt' must be a string or a non-empty list of chat turns, got {got}")
+    for i, m in enumerate(value):
+        if not (isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)):
+            raise GprlError(f"{where}: prompt turn {i} must be {{'role': {' | '.join(ROLES)}, 'content': str}}, "
+                            f"got {m!r}"[:300])
+    if value[-1]["role"] != "user":
+        raise GprlError(f"{where}: a multi-turn prompt must end with a user turn, got {value[-1]['role']!r}")
+    if len(value) == 1:
+        return value[0]["content"]
+    return Conversation(value)
+
+
+def prompt_messages(prompt: str) -> list[dict]:
+    """The chat turns of a prompt: a conversation's own, or one user turn for plain text."""
+    if isinstance(prompt, Conversation):
+        return prompt.messages
+    return [{"role": "user", "content": prompt}]
 
 
 def validate_pair(rec, where: str) -> dict:
@@ -19,10 +74,10 @@ def validate_pair(rec, where: str) -> dict:
     missing = [f for f in REQUIRED if f not in rec]
     if missing:
         raise GprlError(f"{where}: missing field(s) {', '.join(missing)} (need prompt, chosen, rejected)")
-    for f in REQUIRED:
+    for f in ("chosen", "rejected"):
         if not isinstance(rec[f], str):
             raise GprlError(f"{where}: field {f!r} must be a string, got {type(rec[f]).__name__}")
-    out = {f: rec[f] for f in REQUIRED}
+    out = {"prompt": make_prompt(rec["prompt"], where), "chosen": rec["chosen"], "rejected": rec["rejected"]}
     if rec.get("margin") is not None:
         m = rec["margin"]
         if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m):

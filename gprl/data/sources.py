@@ -211,11 +211,11 @@ def ultrafeedback(src, ctx: DataContext) -> list[dict]:
     if src.split not in ("train", "eval"):
         raise GprlError(f"ultrafeedback split must be train or eval, got {src.split!r}")
     out = []
-    for r in _read_jsonl(_file(ctx, f"ultrafeedback_binarized_subset/{src.split}_clean.jsonl")):
+    f = _file(ctx, f"ultrafeedback_binarized_subset/{src.split}_clean.jsonl")
+    for i, r in _numbered_jsonl(f):
         md = r.get("metadata") or {}
         gap = (md.get("score_chosen") or 0) - (md.get("score_rejected") or 0)
-        out.append({"prompt": r["prompt"], "chosen": _text(r["chosen"]), "rejected": _text(r["rejected"]),
-                    "margin": float(gap), "subset": "ultrafeedback"})
+        out.append({**_chat_pair(r, f"{f}:{i}"), "margin": float(gap), "subset": "ultrafeedback"})
     return out
 
 
@@ -270,24 +270,42 @@ def jsonl(src, ctx: DataContext) -> list[dict]:
     return [validate_pair(rec, f"{p}:{i}") for i, rec in _numbered_jsonl(p)]
 
 
-def _text(x) -> str:
-    """A response given as text or as a chat (list of {role, content}): the last message's content."""
-    if isinstance(x, list):
-        return x[-1]["content"] if x else ""
-    return x
+def _answer(x, where: str) -> str:
+    """A response given as text, or as a conversation whose last turn is the assistant's answer."""
+    if not isinstance(x, list):
+        return x
+    if not x or not isinstance(x[-1], dict) or x[-1].get("role") != "assistant":
+        raise GprlError(f"{where}: a response given as a conversation must end with an assistant turn")
+    return x[-1]["content"]
 
 
-def _prompt_of(r: dict) -> str:
-    if "prompt" in r and isinstance(r["prompt"], str):
-        return r["prompt"]
-    msgs = r["chosen"][:-1] if isinstance(r["chosen"], list) else []
-    return "\n\n".join(m["content"] for m in msgs if m.get("role") != "assistant") or ""
+def _chat_pair(r: dict, where: str) -> dict:
+    """prompt/chosen/rejected from a record in any of the usual layouts, keeping the whole conversation:
+    chosen/rejected as text with a text prompt (RewardBench's single-turn sets); chosen/rejected as text with a
+    prompt that is a list of turns (RewardBench's multi-turn layout); chosen/rejected as whole conversations
+    (Skywork, UltraFeedback-binarized), where the prompt is every turn before the answer. A ``Conversation``
+    (``gprl.data.schema``) keeps the earlier user *and* assistant turns for the chat template."""
+    for f in ("chosen", "rejected"):
+        if f not in r:
+            raise GprlError(f"{where}: missing field {f!r}")
+    c, j = r["chosen"], r["rejected"]
+    histories = [x[:-1] for x in (c, j) if isinstance(x, list) and len(x) > 1]
+    if histories:
+        if histories[-1] != histories[0]:
+            raise GprlError(f"{where}: chosen and rejected continue different conversations")
+        prompt = histories[0]
+    elif "prompt" in r and r["prompt"] is not None:
+        prompt = r["prompt"]
+    else:
+        raise GprlError(f"{where}: no prompt: need a 'prompt' field or chosen/rejected given as conversations")
+    return {"prompt": prompt, "chosen": _answer(c, where), "rejected": _answer(j, where)}
 
 
 @SOURCES.register("hub")
 def hub(src, ctx: DataContext) -> list[dict]:
-    """A Hugging Face dataset by name (e.g. Skywork/Skywork-Reward-Preference-80K-v0.1, allenai/reward-bench):
-    fields prompt/chosen/rejected as text, or chosen/rejected as chats; ``subset`` kept when present."""
+    """A Hugging Face dataset by name (e.g. Skywork/Skywork-Reward-Preference-80K-v0.2, allenai/reward-bench) or a
+    local dataset folder: prompt/chosen/rejected as text, prompt as a list of turns, or chosen/rejected as whole
+    conversations; multi-turn prompts keep every earlier turn (``_chat_pair``); ``subset`` kept when present."""
     try:
         import datasets
 
@@ -296,8 +314,9 @@ def hub(src, ctx: DataContext) -> list[dict]:
         raise GprlError(f"cannot load Hub dataset {src.hub_name!r}: {str(e).splitlines()[0]}") from None
     out = []
     for i, r in enumerate(ds):
-        rec = {"prompt": _prompt_of(r), "chosen": _text(r["chosen"]), "rejected": _text(r["rejected"])}
+        where = f"{src.hub_name}[{i}]"
+        rec = _chat_pair(r, where)
         if r.get("subset") is not None:
             rec["subset"] = r["subset"]
-        out.append(validate_pair(rec, f"{src.hub_name}[{i}]"))
+        out.append(validate_pair(rec, where))
     return out

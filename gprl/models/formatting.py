@@ -1,6 +1,8 @@
 """Turn (prompt, response) text into token ids, and find the prompt representation for the scale gate.
 
 Causal backbones (SPEC 1.1): the chat template when the tokenizer has one, else ``prompt\\nresponse``;
+a multi-turn prompt (``gprl.data.schema.Conversation``) goes through the template with all its earlier user and
+assistant turns, as rewardbench 0.1.2 renders it, and reads as its transcript where there is no template;
 the sequence ends in EOS (the head reads the last token) and ``prompt_len`` marks the last token of the
 prompt-only template, whose hidden state ``h_x`` feeds the gate in the same pass (causal attention makes it
 depend on x only). Encoders (MiniLM): a text pair ``[CLS] prompt [SEP] response [SEP]`` and a separate
@@ -10,6 +12,8 @@ prompt-only pass for the gate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gprl.data.schema import prompt_messages
 
 
 @dataclass
@@ -28,21 +32,21 @@ class Formatter:
     # ---- causal -------------------------------------------------------------------------------
     def _prompt_ids(self, prompt: str) -> list[int]:
         if self.chat:
-            return list(self.tok.apply_chat_template([{"role": "user", "content": prompt}],
-                                                     add_generation_prompt=True, tokenize=True, return_dict=False))
-        return self.tok(prompt + "\n", add_special_tokens=True)["input_ids"]
+            return list(self.tok.apply_chat_template(prompt_messages(prompt), add_generation_prompt=True,
+                                                     tokenize=True, return_dict=False))
+        return self.tok(str(prompt) + "\n", add_special_tokens=True)["input_ids"]
 
     def _response_ids(self, prompt: str, response: str, n_prompt: int) -> list[int]:
         if self.chat:
             full = list(self.tok.apply_chat_template(
-                [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-                tokenize=True, return_dict=False))
+                prompt_messages(prompt) + [{"role": "assistant", "content": response}], tokenize=True,
+                return_dict=False))
             return full[n_prompt:]
         return self.tok(response, add_special_tokens=False)["input_ids"]
 
     def encode(self, prompt: str, response: str) -> Encoded:
         if not self.decoder:
-            ids = self.tok(prompt, response, truncation="longest_first", max_length=self.max_length)["input_ids"]
+            ids = self.tok(str(prompt), response, truncation="longest_first", max_length=self.max_length)["input_ids"]
             return Encoded(ids, 0)
         p = self._prompt_ids(prompt)
         r = self._response_ids(prompt, response, len(p))
@@ -57,4 +61,4 @@ class Formatter:
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt-only ids for the encoder gate pass."""
-        return self.tok(prompt, truncation=True, max_length=self.max_length)["input_ids"]
+        return self.tok(str(prompt), truncation=True, max_length=self.max_length)["input_ids"]
