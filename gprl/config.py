@@ -135,6 +135,8 @@ class EvalConfig:
     sets: Dict[str, SourceConfig] = field(default_factory=dict)  # name -> source; each becomes a row (or several, per subset)
     pairs: Optional[str] = None  # an extra pairwise jsonl file, evaluated as set 'pairs'
     max_pairs_per_set: Optional[int] = None  # seeded sample per set to bound CPU time; None = all
+    subsample_seed: int = 0  # seed of that sample and of seeded set construction, fixed whatever the run's seed, so
+    #                          "± std over seeds" is training variance only (a set equal to data.train follows `seed`)
     batch_size: int = 32  # sequences per forward pass
     reports: List[str] = field(default_factory=list)  # benchmark scorings added to results.json (evaluation.REPORTS)
 

@@ -187,3 +187,41 @@ def test_conversations_survive_pickle_and_copy_and_write_as_their_transcript():
     assert json.loads(json.dumps(c)) == str(c) == ("User: What is the capital of France?\n\nAssistant: Paris is the "
                                                    "capital of France.\n\nUser: And of Italy?")
 
+
+# ---- the evaluation subsample does not depend on the training seed -----------------------------------------
+
+def test_eval_sets_are_the_same_for_every_training_seed(tmp_path):
+    """eval.max_pairs_per_set's sample and the seeded construction of an evaluation set (AlpacaEval held-out
+    pairs) use eval.subsample_seed, not the run's seed: two training seeds score the same pairs, so '± std over
+    seeds' is training variance only."""
+    from gprl.tasks.common import data_context, eval_sets
+    from tests.helpers import run_config
+
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}"}) + "\n"
+                         for i in range(40)))
+
+    def picked(seed):
+        cfg = run_config([f"seed={seed}", "eval=offline", "eval.max_pairs_per_set=25", f"eval.pairs={f}"])
+        cfg.eval.sets = {k: v for k, v in cfg.eval.sets.items() if k == "alpaca_heldout"}
+        return eval_sets(cfg, data_context(cfg))
+
+    a, b = picked(0), picked(1)
+    assert len(a["pairs"]) == 25 and len(a["alpaca_heldout"]) == 25
+    assert a == b
+
+
+def test_table1_fit_set_is_the_runs_own_training_pairs():
+    """An evaluation set equal to data.train (Table 1's fit) is the run's training pairs, so it follows the run's
+    seed; the held-out set is fixed across seeds."""
+    from gprl.tasks.common import data_context, eval_sets
+    from tests.helpers import run_config
+
+    sets = {}
+    for seed in (0, 1):
+        cfg = run_config(["+experiment=cyclic", f"seed={seed}"])
+        ctx = data_context(cfg)
+        sets[seed] = eval_sets(cfg, ctx)
+        assert sets[seed]["fit"] == load_source(cfg.data.train, ctx)
+    assert sets[0]["heldout"] == sets[1]["heldout"]
+    assert sets[0]["fit"] != sets[1]["fit"]

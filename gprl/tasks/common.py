@@ -6,6 +6,7 @@ import json
 import os
 import random
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from gprl import GprlError
@@ -23,18 +24,24 @@ def data_context(cfg: RunConfig) -> DataContext:
 
 
 def eval_sets(cfg: RunConfig, ctx: DataContext) -> dict[str, list[dict]]:
-    """The configured evaluation sets, plus ``eval.pairs`` as set 'pairs', each capped by max_pairs_per_set."""
+    """The configured evaluation sets, plus ``eval.pairs`` as set 'pairs', each capped by max_pairs_per_set.
+
+    Every seeded choice here (the cap's sample, a source's own seeded construction such as AlpacaEval's pairs per
+    instruction) uses ``eval.subsample_seed``, never the run's seed: runs that differ only in ``seed`` score the
+    same pairs. The one exception is a set equal to ``data.train`` (Table 1's accuracy on the training pairs), which
+    must be the run's own training pairs and so is built with the run's seed."""
     specs = dict(cfg.eval.sets)
     if cfg.eval.pairs:
         specs["pairs"] = SourceConfig(source="jsonl", path=cfg.eval.pairs)
     if not specs:
         raise GprlError("nothing to evaluate: configure eval.sets or pass eval.pairs=FILE.jsonl")
+    fixed = replace(ctx, seed=cfg.eval.subsample_seed)
     out = {}
     for name, src in specs.items():
-        pairs = load_source(src, ctx)
+        pairs = load_source(src, ctx if src == cfg.data.train else fixed)
         cap = cfg.eval.max_pairs_per_set
         if cap is not None and len(pairs) > cap:
-            pairs = random.Random(cfg.seed).sample(pairs, cap)
+            pairs = random.Random(cfg.eval.subsample_seed).sample(pairs, cap)
         out[name] = pairs
     return out
 
