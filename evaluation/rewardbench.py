@@ -1,6 +1,9 @@
 """RewardBench scoring (Lambert et al. 2024), as ``rewardbench==0.1.2``'s ``calculate_scores_per_section``:
 per-subset accuracy, each section the example-count-weighted mean of its subsets (math-prm up-weighted to
-984, equal to code), Average = plain mean of the four sections (SPEC 1.4).
+984, equal to code), Average = plain mean of the four sections (SPEC 1.4). ``EXAMPLE_COUNTS`` and
+``SUBSET_MAPPING`` are 0.1.2's ``rewardbench/constants.py``, checked name by name in tests/test_tables.py; 0.1.2
+calls the section "Chat Hard", our tables "Chat-Hard". Multi-turn prompts reach the model through the chat template
+with every earlier turn, as 0.1.2's ``prepare_dialogue_from_tokenizer`` renders them (``gprl.data.schema``).
 
 ``rewardbench`` scores the real benchmark (``allenai/reward-bench``, split ``filtered``, Hub only).
 ``rewardbench_standin`` scores this project's offline stand-in built from shipped files, and says so:
