@@ -202,26 +202,32 @@ class RLConfig:
     monitor: bool = True  # GPRL's drift monitor (corrects axis weights, clip range and KL coefficient)
     prompts: SourceConfig = field(default_factory=lambda: SourceConfig(source="alpaca_prompts", split="train"))  # prompt source
     num_generations: int = 4  # G: completions per prompt
-    prompts_per_step: int = 4  # prompts per optimiser step (batch = prompts_per_step x G)
+    prompts_per_step: int = 4  # prompts per rollout batch (batch = prompts_per_step x G)
     max_completion_length: int = 32  # tokens per completion
     temperature: float = 1.0  # sampling temperature
-    steps: int = 20  # optimiser steps
+    steps: int = 20  # rollout batches (each gives `minibatches` optimiser steps)
+    minibatches: int = 4  # optimiser steps per rollout batch, on disjoint slices of it (SPEC 3.3: 4, so the
+    #                       importance ratio moves off 1 and the clip range binds; 1 = fully on-policy, ratio 1)
     lr: float = 1.0e-6  # policy learning rate (SPEC 3.3: AdamW 1e-6)
     beta: float = 0.04  # initial KL coefficient beta_0 (k3 estimator, DeepSeekMath)
     epsilon: float = 0.2  # initial PPO clip range eps_0
     kappa: float = 0.25  # GPRL: floor on each axis's scale, as a fraction of its running mean
     uniform_eigenvalues: bool = False  # ablation: ignore the gate's eigenvalues
     normalize_per_axis: bool = True  # ablation: False = GRPO on the aggregated score
-    save_steps: int = 50  # checkpoint every N steps (resume picks the latest)
+    save_steps: int = 50  # checkpoint every N rollout batches (resume picks the latest)
     use_vllm: bool = False  # generate rollouts with vLLM through TRL (GPU nodes, `pip install -e .[gpu]`); not run here
 
     def __post_init__(self):
         from gprl.advantages import ADVANTAGES
 
         ADVANTAGES.get(self.estimator)
-        for name in ("num_generations", "prompts_per_step", "max_completion_length", "steps", "save_steps"):
+        for name in ("num_generations", "prompts_per_step", "max_completion_length", "steps", "save_steps",
+                     "minibatches"):
             if getattr(self, name) < 1:
                 raise GprlError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
+        if (self.prompts_per_step * self.num_generations) % self.minibatches:
+            raise GprlError(f"rl.minibatches={self.minibatches} must divide the rollout batch, rl.prompts_per_step x "
+                            f"rl.num_generations = {self.prompts_per_step * self.num_generations}")
         if self.num_generations < 2:
             raise GprlError("rl.num_generations must be >= 2 (advantages are relative within a group)")
         if not (self.lr > 0 and self.beta >= 0 and 0 < self.epsilon < 1 and self.temperature > 0):

@@ -35,14 +35,19 @@ def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[
 
     r = cfg.rl
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
+    # One rollout batch (prompts_per_step x G completions) is generated, scored and given advantages at once, then
+    # split into `minibatches` slices with one optimiser step each (TRL's steps_per_generation): from the second
+    # slice on the policy has moved, so TRL computes the old log-probs and its clip range binds (SPEC 3.3).
+    mb = r.minibatches
     args = GRPOConfig(
-        output_dir=str(run_dir / "policy_checkpoints"), per_device_train_batch_size=r.prompts_per_step * r.num_generations,
+        output_dir=str(run_dir / "policy_checkpoints"),
+        per_device_train_batch_size=r.prompts_per_step * r.num_generations // mb, steps_per_generation=mb,
         num_generations=r.num_generations, max_completion_length=r.max_completion_length, temperature=r.temperature,
-        max_steps=r.steps, learning_rate=r.lr, lr_scheduler_type="constant_with_warmup",
+        max_steps=r.steps * mb, learning_rate=r.lr, lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(10, max(1, r.steps // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
         epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
-        report_to=report, logging_steps=1, save_steps=r.save_steps, seed=cfg.seed, use_cpu=not torch.cuda.is_available(),
-        use_vllm=r.use_vllm,
+        report_to=report, logging_steps=1, save_steps=r.save_steps * mb, seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(), use_vllm=r.use_vllm,
     )
     return GPRLTrainer(
         model=policy, args=args, train_dataset=datasets.Dataset.from_list(prompts), processing_class=tok,
@@ -80,7 +85,8 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
             ckpt = run_dir / "policy_checkpoints"
             last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
             print(f"[gprl] {r.estimator} on {len(prompts)} prompts, policy {cfg.policy.backbone}, reward model "
-                  f"{rm_dir} (k={rm.spec.k}), {r.steps} steps of {r.prompts_per_step} prompts x {r.num_generations}"
+                  f"{rm_dir} (k={rm.spec.k}), {r.steps} rollout batches of {r.prompts_per_step} prompts x "
+                  f"{r.num_generations}, {r.minibatches} optimiser steps each"
                   + (f"; resuming from {last}" if last else ""))
             trainer.train(resume_from_checkpoint=last)
             save_policy(trainer, tok, final)
@@ -93,12 +99,16 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     saved = json.loads((run_dir / "train_log.json").read_text())
     log, monitor = saved["log_history"], saved["monitor_events"]
     rewards = [h["reward"] for h in log if "reward" in h]
-    res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": max((h.get("step", 0) for h in log), default=0),
+    clipped = [h["clip_ratio/region_mean"] for h in log if "clip_ratio/region_mean" in h]
+    opt_steps = max((h.get("step", 0) for h in log), default=0)
+    res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": opt_steps // r.minibatches,
+           "optimizer_steps": opt_steps, "minibatches": r.minibatches,
+           "clip_fraction_mean": sum(clipped) / len(clipped) if clipped else None,
            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
            "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
            "policy_eval": ev, "benchmarks": bench, "metrics": benchmark_metrics(bench), "train_minutes": round(train_s / 60, 1),
            "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions()}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
-          f"{res['steps']} steps; monitor corrections: {len(res['monitor_events'])}; wrote {results}")
+          f"{res['steps']} rollout batches; clipped fraction of tokens {res['clip_fraction_mean']}; monitor corrections: {len(res['monitor_events'])}; wrote {results}")
     return res

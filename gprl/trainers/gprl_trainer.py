@@ -7,10 +7,19 @@ the reward, and keeps the group's embeddings and eigenvalues. ``GPRLTrainer`` th
 with an estimator from ``gprl.advantages.ADVANTAGES`` (``grpo`` reproduces TRL's own, ``gprl`` is SPEC 3.3),
 feeds the drift monitor, and applies its corrections to TRL's clip range (``epsilon_low/high``) and KL
 coefficient (``beta``). Everything else (generation, log-probs, the clipped loss, checkpoints) is TRL's.
+
+The monitor's anchors are greedy answers of the frozen reference policy, generated once per prompt: TRL's
+``ref_model`` where TRL keeps one; the base model with its adapters disabled under LoRA (TRL's own ``use_adapter``,
+as its KL term does); a frozen copy of the starting policy, taken when the trainer is built, when ``beta=0``
+leaves TRL without a reference. Logged per rollout batch: each axis's advantage share, its correlation with the
+completion length (``gprl/axis{l}_adv_len_corr``, SPEC 3.3's verbosity probe; ``gprl/adv_len_corr`` for the
+aggregate), the monitor's state; TRL itself logs the clip fractions (``clip_ratio/*``) and the KL.
 """
 
 from __future__ import annotations
 
+import copy
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -65,6 +74,12 @@ class GPRLTrainer(GRPOTrainer):
         """``tracked``: extra TRL reward functions that are only logged (weight 0), e.g. a gold oracle's aspects;
         they are called after the GPM reward, so they may read ``self.gpm_reward.last``."""
         self.gpm_reward = GPMReward(reward_model, kwargs["args"].num_generations, verifier)
+        # beta=0 without adapters: TRL keeps no reference model, so the monitor keeps a frozen copy of the starting
+        # policy, taken before TRL patches the policy's forward (a deepcopy afterwards would still run the original)
+        self._frozen_ref = None
+        if monitor_cfg is not None and kwargs["args"].beta == 0.0 and kwargs.get("peft_config") is None:
+            model = kwargs.get("model", args[0] if args else None)
+            self._frozen_ref = copy.deepcopy(model).eval().requires_grad_(False)
         if tracked:
             kwargs["args"].reward_weights = [1.0] + [0.0] * len(tracked)
         super().__init__(*args, reward_funcs=[self.gpm_reward, *tracked], **kwargs)
@@ -75,6 +90,25 @@ class GPRLTrainer(GRPOTrainer):
             self.monitor.eps, self.monitor.beta = self.epsilon_low, self.beta
             self.monitor.cfg.eps0, self.monitor.cfg.beta0 = self.epsilon_low, self.beta
         self.trl_advantages: torch.Tensor | None = None  # TRL's own, kept for comparison and tests
+        if self.accelerator.num_processes > 1:  # groups can span processes; the embeddings would need gathering
+            from gprl import GprlError
+
+            raise GprlError("GPRLTrainer runs in one process per job for now; several processes per job need the "
+                            "reward model's embeddings gathered across processes (issue 13)")
+
+    def _is_peft(self) -> bool:
+        return hasattr(self.accelerator.unwrap_model(self.model), "peft_config")
+
+    def _reference(self):
+        """The frozen reference policy and a context that makes it the reference (adapters off under LoRA)."""
+        if self.ref_model is not None:
+            return self.accelerator.unwrap_model(self.ref_model), nullcontext()
+        if self._frozen_ref is not None:
+            return self._frozen_ref, nullcontext()
+        from trl.trainer.utils import use_adapter
+
+        model = self.accelerator.unwrap_model(self.model)
+        return model, use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -86,13 +120,10 @@ class GPRLTrainer(GRPOTrainer):
             infos.append(info)
             if "sigma" in info:
                 sigmas.append(info["sigma"])
-        adv = torch.cat(advs).to(out["advantages"].device, out["advantages"].dtype)
-        n = len(out["advantages"])
-        start = self.accelerator.process_index * n
-        out["advantages"] = adv[start:start + n]
+        out["advantages"] = torch.cat(advs).to(out["advantages"].device, out["advantages"].dtype)
         if sigmas and hasattr(self.estimator, "update_scale"):
             self.estimator.update_scale(sigmas)
-        self._log_axes(infos)
+        self._log_axes(infos, out["completion_mask"].sum(1).float().cpu(), out["advantages"].float().cpu())
         return out
 
     @torch.no_grad()
@@ -105,22 +136,27 @@ class GPRLTrainer(GRPOTrainer):
         if new:
             from gprl.models.generation import generate
 
-            ref = self.ref_model if self.ref_model is not None else self.accelerator.unwrap_model(self.model)
+            ref, as_reference = self._reference()
             was_training = ref.training
-            answers = [a[0] for a in generate(ref, self.processing_class, new, 1, self.max_completion_length,
-                                              temperature=0.0, desc="reference answers")]
+            with as_reference:
+                answers = [a[0] for a in generate(ref, self.processing_class, new, 1, self.max_completion_length,
+                                                  temperature=0.0, desc="reference answers")]
             ref.train(was_training)
             v, _ = self.gpm_reward.rm.embed(new, answers)
             self._anchors.update(zip(new, v))
         return torch.stack([self._anchors[p] for p in prompts])
 
-    def _log_axes(self, infos: list[dict]) -> None:
+    def _log_axes(self, infos: list[dict], lengths: torch.Tensor, adv: torch.Tensor) -> None:
         mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["gprl/adv_len_corr"].append(_corr(adv, lengths))
         shares = [(i["weights"][:, None] * i["axis_adv"]).abs().mean(1) for i in infos if "axis_adv" in i]
-        if shares and len({len(s) for s in shares}) == 1:
+        if shares and len(shares) == len(infos) and len({len(s) for s in shares}) == 1:
             s = torch.stack(shares).mean(0)
             for l, v in enumerate((s / s.sum().clamp_min(1e-12)).tolist()):
                 self._metrics[mode][f"gprl/axis{l}_adv_share"].append(v)
+            axis_adv = torch.cat([i["axis_adv"] for i in infos], 1)  # (L, N) in completion order
+            for l in range(len(axis_adv)):
+                self._metrics[mode][f"gprl/axis{l}_adv_len_corr"].append(_corr(axis_adv[l], lengths))
         if self.monitor is not None and self.gpm_reward.last:
             # per-axis win rate of the samples against the reference policy's greedy answer to the same prompt
             from gprl.models.score import axis_scores
@@ -143,3 +179,10 @@ class GPRLTrainer(GRPOTrainer):
             self._metrics[mode]["gprl/trigger"].append(float(state["trigger"] is not None))
             if hasattr(self.estimator, "multipliers") and self.estimator.multipliers is not None:
                 self.estimator.multipliers[: self.monitor.n_axes] = self.monitor.multipliers
+
+
+def _corr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson correlation; 0 when either side is constant (e.g. every completion hit the length limit)."""
+    x, y = x.float() - x.float().mean(), y.float() - y.float().mean()
+    d = float(x.norm() * y.norm())
+    return float((x * y).sum()) / d if d > 0 else 0.0
