@@ -48,6 +48,8 @@ def test_every_model_and_data_option_composes():
     ("po.num_samples=1", "po.num_samples must be >= 2"),
     ("policy.backbone=tiny-sft:big", "expected tiny-sft:HIDDENxLAYERS"),
     ("policy_eval.top_p=0", "0 < top_p <= 1"),
+    ("rl.minibatches=3", r"rl.minibatches=3 must divide the rollout batch, rl.prompts_per_step x rl.num_generations = 16"),
+    ("rl.minibatches=0", "rl.minibatches must be >= 1"),
 ])
 def test_impossible_settings_are_rejected(override, message):
     with pytest.raises(GprlError, match=message):
