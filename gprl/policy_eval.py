@@ -59,7 +59,8 @@ def _prompts(cfg: RunConfig) -> list[str]:
     pe = cfg.policy_eval
     prompts = [r["prompt"] for r in load_source(pe.prompts, data_context(cfg))]
     if pe.max_prompts is not None and len(prompts) > pe.max_prompts:
-        prompts = random.Random(cfg.seed).sample(prompts, pe.max_prompts)
+        # the same prompts whatever the training seed, so "± over seeds" is training variance only
+        prompts = random.Random(cfg.eval.subsample_seed).sample(prompts, pe.max_prompts)
     return prompts
 
 

@@ -178,3 +178,15 @@ def test_po_refuses_to_wrap_prompts_before_any_work(tmp_path):
                  f"paths.cache={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"])
     assert p.returncode == 2 and "needs 900 distinct prompts" in p.stderr and "has 644" in p.stderr
     assert not (tmp_path / "cache").exists()  # no reward model or judge was trained
+
+
+def test_policy_evaluation_prompts_do_not_depend_on_the_training_seed():
+    """The held-out prompts a policy is judged on are the same for every training seed (eval.subsample_seed), so
+    "± over seeds" in the policy tables is training variance only."""
+    from gprl.policy_eval import _prompts
+    from tests.helpers import run_config
+
+    a, b = (_prompts(run_config(["+experiment=alpaca_gprl", f"seed={s}", "policy_eval.max_prompts=20"])) for s in (0, 1))
+    assert len(a) == 20 and a == b
+    c = _prompts(run_config(["+experiment=alpaca_gprl", "eval.subsample_seed=1", "policy_eval.max_prompts=20"]))
+    assert c != a
