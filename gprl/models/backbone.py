@@ -46,8 +46,12 @@ CAUSAL_TYPES = {"llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3", "mistral
 
 
 def load_backbone(name_or_path: str, dtype: str = "float32", attn_implementation: str | None = None,
-                  trust_remote_code: bool = False):
-    """Return ``(model, tokenizer)``: the bare transformer (``AutoModel``, no LM head) and its tokenizer."""
+                  trust_remote_code: bool = False, strict: bool = False):
+    """Return ``(model, tokenizer)``: the bare transformer (``AutoModel``, no LM head) and its tokenizer.
+
+    ``strict``: every backbone weight must come from the checkpoint (transformers only warns about missing keys
+    and initialises them at random, e.g. when a checkpoint's key prefix does not match).
+    """
     path = resolve_backbone(name_or_path)
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     try:
@@ -55,11 +59,15 @@ def load_backbone(name_or_path: str, dtype: str = "float32", attn_implementation
         kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        model = AutoModel.from_pretrained(path, config=config, **kwargs)
+        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as e:
         hint = " (HF_HUB_OFFLINE=1: only local directories and pkg: models load)" if offline else ""
         raise GprlError(f"cannot load backbone {name_or_path!r}{hint}: {str(e).splitlines()[0]}") from None
+    if strict and info["missing_keys"]:
+        missing = sorted(info["missing_keys"])
+        raise GprlError(f"backbone {name_or_path!r}: {len(missing)} weights are not in the checkpoint, "
+                        f"e.g. {missing[:3]}")
     prepare_tokenizer(tokenizer, model.config)
     return model, tokenizer
 

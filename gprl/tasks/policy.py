@@ -21,9 +21,8 @@ def finished(run_dir: Path) -> dict | None:
 
 def prepare(cfg: RunConfig):
     """``(reward model directory, reward model)``; also makes sure the evaluation's judge exists."""
-    from gprl.models import GeneralPreferenceModel
     from gprl.policy_eval import judge_dir
-    from gprl.tasks.reward_model import cached_reward_model
+    from gprl.tasks.reward_model import cached_reward_model, load_reward_model
 
     rm_dir = cached_reward_model(cfg)
     if cfg.policy_eval.enabled:
@@ -32,7 +31,7 @@ def prepare(cfg: RunConfig):
         from evaluation.judges import build
 
         build(cfg)
-    return rm_dir, GeneralPreferenceModel.from_pretrained(rm_dir)
+    return rm_dir, load_reward_model(cfg, rm_dir)
 
 
 def load_policy(path: str, dtype: str = "float32"):

@@ -22,11 +22,20 @@ from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json
 RESULTS = "results.json"
 
 
+def load_reward_model(cfg: RunConfig, path):
+    """A saved reward model (gprl's layout or a released GPM checkpoint) in ``model.dtype``; ``reward_model.tau``,
+    where set, replaces the saved temperature (a released checkpoint's default is the reference pipeline's 0.1)."""
+    from gprl.models import GeneralPreferenceModel
+
+    overrides = {"tau": cfg.reward_model.tau} if cfg.reward_model.tau is not None else {}
+    return GeneralPreferenceModel.from_pretrained(path, dtype=cfg.model.dtype, **overrides)
+
+
 def build_model(cfg: RunConfig):
     from gprl.models import GeneralPreferenceModel, RewardModelSpec
 
     if cfg.reward_model.path:
-        return GeneralPreferenceModel.from_pretrained(cfg.reward_model.path, dtype=cfg.model.dtype)
+        return load_reward_model(cfg, cfg.reward_model.path)
     spec = RewardModelSpec(k=cfg.k, gate=cfg.reward_model.gate, l2=cfg.reward_model.l2, tau=cfg.tau,
                            pooling=cfg.model.pooling, max_length=cfg.model.max_length)
     return GeneralPreferenceModel.from_backbone(cfg.model.backbone, spec, cfg.model.dtype,
