@@ -100,6 +100,7 @@ class AlgoConfig:
 
     name: str = "rm"  # algorithm label
     lr: float = 2e-5  # peak learning rate
+    head_lr: Optional[float] = None  # peak learning rate of the heads (value head + scale gate); None = lr (SPEC 1.2 has one lr)
     epochs: float = 1.0  # passes over the training pairs
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 16  # pairs per device per step
@@ -117,11 +118,14 @@ class AlgoConfig:
     save_steps: int = 100  # checkpoint every N optimiser steps (resume picks the latest)
     save_total_limit: int = 2  # checkpoints kept
     logging_steps: int = 10  # log every N steps
+    cache_features: bool = False  # freeze the whole backbone, embed each distinct training sequence once, train only the heads on the cached features (same model and loss; many cheap steps)
 
     def __post_init__(self):
         for name in ("lr", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if not getattr(self, name) > 0:
                 raise GprlError(f"algo.{name} must be > 0, got {getattr(self, name)}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise GprlError(f"algo.head_lr must be > 0 (or null: the same as algo.lr), got {self.head_lr}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise GprlError("algo.epochs or algo.max_steps must be > 0")
         if not 0 <= self.warmup_ratio < 1:

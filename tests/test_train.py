@@ -97,3 +97,89 @@ def test_nan_loss_is_a_clear_error():
 
     with pytest.raises(GprlError, match="the training loss became nan at step 7"):
         check_finite(float("nan"), "the training loss", 7)
+
+
+def test_head_lr_is_the_heads_param_group_and_lr_the_backbones(tiny_encoder, pairs_file, tmp_path):
+    """algo.head_lr reaches the Trainer's optimizer as the value head's and the gate's own group; one Adam step
+    then moves each head weight by about head_lr and each backbone weight by about lr (Adam's first step is
+    +-lr per element)."""
+    from gprl.losses import LOSSES
+    from gprl.tasks.reward_model import training_args
+    from gprl.trainers.rm_trainer import PairCollator, PreferenceTrainer, head_parameters
+    from tests.conftest import PAIRS
+
+    cfg = cfg_for(tiny_encoder, pairs_file, steps=1, k=4, **{"algo.lr": 1e-6, "algo.head_lr": 1e-2,
+                                                             "algo.warmup_ratio": 0, "algo.weight_decay": 0.1})
+    assert cfg.algo.head_lr == 1e-2
+    model = build_model(cfg)
+    trainer = PreferenceTrainer(model=model, args=training_args(cfg, tmp_path / "ck", "none"), train_dataset=PAIRS,
+                                data_collator=PairCollator(model), loss_fn=LOSSES.get("gpm"), tau=0.1,
+                                head_lr=cfg.algo.head_lr)
+    groups = trainer.create_optimizer().param_groups
+    heads = {id(p) for p in head_parameters(model)}
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in groups) == len(trainable) == len(lr_of)  # each param in one group
+    assert len(heads) == 2 and all(lr_of[i] == 1e-2 for i in heads)
+    assert all(lr_of[id(p)] == 1e-6 for p in trainable if id(p) not in heads)
+    assert all(g["weight_decay"] == 0.1 for g in groups if any(id(p) in heads for p in g["params"]))
+
+    # through train(): the option is not dropped on the way
+    before = params(build_model(cfg))
+    after = params(GeneralPreferenceModel.from_pretrained(train(cfg, tmp_path / "run")))
+    moved = {n: (after[n] - before[n]).abs().max().item() for n in before}
+    for n, d in moved.items():
+        if n.startswith(("head.", "gate.")):
+            assert 5e-3 < d < 2e-2, (n, d)
+        else:
+            assert d < 2e-6, (n, d)
+
+
+def test_head_lr_must_be_positive():
+    from gprl import GprlError
+    from gprl.config import AlgoConfig
+
+    with pytest.raises(GprlError, match="algo.head_lr must be > 0"):
+        AlgoConfig(head_lr=0.0)
+    assert AlgoConfig().head_lr is None
+
+
+def test_cached_features_are_the_backbones(tiny_backbone):
+    """forward(h_y, h_x) from a FeatureCache gives the same embeddings and eigenvalues as forward on tokens."""
+    from gprl.models import RewardModelSpec
+    from gprl.trainers.rm_trainer import CachedPairCollator, FeatureCache, PairCollator
+    from tests.conftest import PAIRS
+
+    torch.manual_seed(0)
+    model = GeneralPreferenceModel.from_backbone(tiny_backbone, RewardModelSpec(k=4, max_length=64)).eval()
+    records = PAIRS[:4]
+    cache = FeatureCache(model, PAIRS, batch_size=3)
+    assert len(cache) == 8  # distinct (prompt, response)
+    with torch.no_grad():
+        tokens = PairCollator(model)(records)
+        cached = CachedPairCollator(cache)(records)
+        assert torch.equal(tokens.pop("margin"), cached.pop("margin"))
+        v, lam = model(**tokens)
+        cv, clam = model(**cached)
+    assert torch.allclose(v, cv, atol=1e-5) and torch.allclose(lam, clam, atol=1e-5)
+
+
+def test_cache_features_trains_as_a_frozen_backbone_and_saves_a_normal_model(tiny_encoder, pairs_file, tmp_path):
+    """algo.cache_features=true gives the same heads as training with every backbone block frozen (tiny BERT:
+    freeze_layers=2 freezes it all), leaves the backbone as loaded, and saves a model gprl loads and scores."""
+    from gprl.evaluate import score_pairs
+    from tests.conftest import PAIRS
+
+    common = {"algo.head_lr": 1e-2, "algo.warmup_ratio": 0}
+    frozen = cfg_for(tiny_encoder, pairs_file, steps=3, **common, **{"model.freeze_layers": 2})
+    cached = cfg_for(tiny_encoder, pairs_file, steps=3, **common, **{"algo.cache_features": True})
+    a = GeneralPreferenceModel.from_pretrained(train(frozen, tmp_path / "frozen"))
+    b = GeneralPreferenceModel.from_pretrained(train(cached, tmp_path / "cached"))
+    start = params(build_model(cached))
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    for n in pa:
+        assert torch.allclose(pa[n], pb[n], atol=1e-5), n
+        if n.startswith("backbone."):
+            assert torch.equal(pb[n], start[n]) if n in start else True
+    assert not torch.allclose(pb["head.weight"], start["head.weight"])
+    assert torch.allclose(score_pairs(a, PAIRS), score_pairs(b, PAIRS), atol=1e-5)

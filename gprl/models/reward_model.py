@@ -144,32 +144,47 @@ class GeneralPreferenceModel(nn.Module):
         m = mask.unsqueeze(-1).to(h.dtype)
         return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
 
-    def forward(self, input_ids, attention_mask, prompt_len=None, prompt_input_ids=None,
-                prompt_attention_mask=None, prompt_index=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, input_ids=None, attention_mask=None, prompt_len=None, prompt_input_ids=None,
+                prompt_attention_mask=None, prompt_index=None, h_y=None, h_x=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Embed a batch of (prompt, response) sequences.
 
         Returns ``v`` of shape ``(B, k)`` (unit norm if L2 is on) and ``lam`` of shape ``(B, k/2)`` or ``None``.
         ``prompt_len`` (decoders) indexes the last prompt token in the same pass. Encoders take a separate
         batch of the P distinct prompts (``prompt_input_ids``, ``(P, T)``) and ``prompt_index`` ``(B,)``
-        mapping each row to its prompt, so K responses to one prompt cost K + 1 passes.
+        mapping each row to its prompt, so K responses to one prompt cost K + 1 passes. Instead of tokens,
+        ``h_y`` and ``h_x`` (what ``features`` returned for these rows) skip the backbone: a frozen backbone's
+        cached features (``algo.cache_features``).
         """
-        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        v = self.head(self._pool(h, attention_mask))
+        if h_y is None:
+            h_y, h_x = self.features(input_ids, attention_mask, prompt_len, prompt_input_ids,
+                                     prompt_attention_mask, prompt_index)
+        v = self.head(h_y)
         if self.spec.uses_l2:
             v = F.normalize(v, p=2, dim=-1)
         lam = None
         if self.gate is not None:
-            if self.decoder:
-                if prompt_len is None:
-                    raise ValueError("a decoder GPM with a gate needs prompt_len")
-                hx = h[torch.arange(h.shape[0], device=h.device), prompt_len.long() - 1]
-            else:
-                if prompt_input_ids is None:
-                    raise ValueError("an encoder GPM with a gate needs prompt_input_ids")
-                hp = self.backbone(input_ids=prompt_input_ids, attention_mask=prompt_attention_mask).last_hidden_state
-                hx = self._pool(hp, prompt_attention_mask)[prompt_index]
-            lam = torch.softmax(self.gate(hx).float(), dim=-1).to(v.dtype)
+            if h_x is None:
+                raise ValueError("a GPM with a gate needs the prompt representation h_x")
+            lam = torch.softmax(self.gate(h_x).float(), dim=-1).to(v.dtype)
         return v, lam
+
+    def features(self, input_ids, attention_mask, prompt_len=None, prompt_input_ids=None,
+                 prompt_attention_mask=None, prompt_index=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The backbone's part of ``forward``: ``h_y`` ``(B, hidden)``, the pooled (prompt, response) sequence the
+        value head reads, and ``h_x`` ``(B, hidden)``, the prompt representation the gate reads (``None`` without
+        a gate)."""
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        h_y = self._pool(h, attention_mask)
+        if self.gate is None:
+            return h_y, None
+        if self.decoder:
+            if prompt_len is None:
+                raise ValueError("a decoder GPM with a gate needs prompt_len")
+            return h_y, h[torch.arange(h.shape[0], device=h.device), prompt_len.long() - 1]
+        if prompt_input_ids is None:
+            raise ValueError("an encoder GPM with a gate needs prompt_input_ids")
+        hp = self.backbone(input_ids=prompt_input_ids, attention_mask=prompt_attention_mask).last_hidden_state
+        return h_y, self._pool(hp, prompt_attention_mask)[prompt_index]
 
     def pair_scores(self, v_chosen, v_rejected, lam=None) -> torch.Tensor:
         return pair_scores(v_chosen, v_rejected, lam)

@@ -71,7 +71,7 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
 
     from gprl.losses import LOSSES
     from gprl.trainers.callbacks import JsonlLogger
-    from gprl.trainers.rm_trainer import PairCollator, PreferenceTrainer
+    from gprl.trainers.rm_trainer import CachedPairCollator, FeatureCache, PairCollator, PreferenceTrainer
 
     final = run_dir / "model"
     if (final / "gpm_config.json").exists():
@@ -101,13 +101,24 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
     if last:
         print(f"[gprl] resuming from {last}")
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
-    trainer = PreferenceTrainer(
-        model=model, args=training_args(cfg, ckpt_dir, report), train_dataset=train_pairs,
-        eval_dataset=val or None, data_collator=PairCollator(model), processing_class=model.tokenizer,
-        loss_fn=LOSSES.get(cfg.loss_name), tau=cfg.tau, use_margin=cfg.reward_model.use_margin,
-        callbacks=[JsonlLogger(run_dir / "metrics.jsonl"), *callbacks],
-    )
+    args = training_args(cfg, ckpt_dir, report)
     t0 = time.time()
+    collator = PairCollator(model)
+    if cfg.algo.cache_features:  # the backbone never changes: embed each distinct sequence once
+        if cfg.algo.deepspeed:
+            raise GprlError("algo.cache_features trains only the heads; it does not run under DeepSpeed (algo.deepspeed=null)")
+        model.backbone.requires_grad_(False)
+        model.to(args.device)
+        cache = FeatureCache(model, train_pairs + val, cfg.eval.batch_size)
+        collator = CachedPairCollator(cache)
+        print(f"[gprl] froze the whole backbone and cached its features of {len(cache)} sequences "
+              f"({time.time() - t0:.0f} s); only the heads train")
+    trainer = PreferenceTrainer(
+        model=model, args=args, train_dataset=train_pairs,
+        eval_dataset=val or None, data_collator=collator, processing_class=model.tokenizer,
+        loss_fn=LOSSES.get(cfg.loss_name), tau=cfg.tau, use_margin=cfg.reward_model.use_margin,
+        head_lr=cfg.algo.head_lr, callbacks=[JsonlLogger(run_dir / "metrics.jsonl"), *callbacks],
+    )
     result = trainer.train(resume_from_checkpoint=last)
     if trainer.state.global_step < trainer.state.max_steps:  # stopped early (a callback): leave it resumable
         print(f"[gprl] stopped at step {trainer.state.global_step}/{trainer.state.max_steps}; re-run to resume")
@@ -209,6 +220,9 @@ def eval_rm(cfg: RunConfig, run_dir: Path) -> dict:
     return res
 
 
+_ALGO_ADDED = {("head_lr", None), ("cache_features", False)}  # algo fields added later, at their defaults
+
+
 def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
     """The reward model a policy run uses: ``reward_model.path`` if set, else one trained with this run's k,
     model, reward_model, data, algo and seed, once, under ``<paths.cache>/<kind>/<fingerprint>`` (a file lock
@@ -221,7 +235,8 @@ def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
         return Path(cfg.reward_model.path)
     # its own metrics.jsonl in the cache directory; the policy run owns the W&B run
     cfg = dataclasses.replace(cfg, logger=dataclasses.replace(cfg.logger, wandb=False))
-    key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
+    algo = {k: v for k, v in dataclasses.asdict(cfg.algo).items() if (k, v) not in _ALGO_ADDED}  # earlier caches stay valid
+    key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, algo, cfg.paths.shared_data)
     d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:

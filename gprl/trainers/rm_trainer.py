@@ -1,8 +1,9 @@
 """Reward-model training on transformers' Trainer.
 
 The Trainer supplies the loop, accelerate/DeepSpeed, checkpoints, resume, progress bars and W&B logging;
-this module adds only the pairwise batch (chosen rows then rejected rows in one backbone pass) and the loss
-from the registry, applied to the GPM/BT score.
+this module adds only the pairwise batch (chosen rows then rejected rows in one backbone pass), the loss
+from the registry applied to the GPM/BT score, the heads' own learning rate (``algo.head_lr``, a parameter group
+of the Trainer's own optimizer) and, for a frozen backbone, its features computed once (``algo.cache_features``).
 """
 
 from __future__ import annotations
@@ -28,13 +29,80 @@ class PairCollator:
         return batch
 
 
-class PreferenceTrainer(Trainer):
-    """``Trainer`` whose loss is ``loss_fn(s(chosen > rejected), tau[, margin])``."""
+class FeatureCache:
+    """A frozen backbone's ``features`` (``h_y``, ``h_x``) of every distinct (prompt, response) in ``records``,
+    computed once, shortest sequences batched together. Training on it is exact only while the backbone neither
+    trains nor drops out: ``train`` freezes it and the cache is made in eval mode."""
 
-    def __init__(self, *args, loss_fn: PreferenceLoss, tau: float, use_margin: bool = False, **kwargs):
+    def __init__(self, model, records: list[dict], batch_size: int = 32):
+        keys = list(dict.fromkeys((r["prompt"], y) for r in records for y in (r["chosen"], r["rejected"])))
+        order = sorted(range(len(keys)), key=lambda i: len(keys[i][0]) + len(keys[i][1]))  # less padding
+        self.index = {key: i for i, key in enumerate(keys)}
+        h_y, h_x = [None] * len(keys), [None] * len(keys)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size]
+                batch = model.collate([keys[i][0] for i in idx], [keys[i][1] for i in idx])
+                y, x = model.features(**{k: t.to(model.device) for k, t in batch.items()})
+                for n, i in enumerate(idx):
+                    h_y[i] = y[n].cpu()
+                    h_x[i] = None if x is None else x[n].cpu()
+        model.train(was_training)
+        self.h_y = torch.stack(h_y)
+        self.h_x = None if h_x[0] is None else torch.stack(h_x)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class CachedPairCollator:
+    """``PairCollator`` for a ``FeatureCache``: the same 2B rows (chosen first) as cached ``h_y`` / ``h_x``."""
+
+    def __init__(self, cache: FeatureCache):
+        self.cache = cache
+
+    def __call__(self, records: list[dict]) -> dict[str, torch.Tensor]:
+        rows = torch.tensor([self.cache.index[(r["prompt"], r[side])] for side in ("chosen", "rejected") for r in records])
+        batch = {"h_y": self.cache.h_y[rows]}
+        if self.cache.h_x is not None:
+            batch["h_x"] = self.cache.h_x[rows]
+        batch["margin"] = torch.tensor([float(r.get("margin") or 0.0) for r in records])
+        return batch
+
+
+def head_parameters(model) -> list[torch.nn.Parameter]:
+    """The value head's and the scale gate's parameters (what ``algo.head_lr`` applies to)."""
+    return [p for m in (model.head, model.gate) if m is not None for p in m.parameters()]
+
+
+class PreferenceTrainer(Trainer):
+    """``Trainer`` whose loss is ``loss_fn(s(chosen > rejected), tau[, margin])``; ``head_lr`` (if given) is the
+    peak learning rate of the value head and the gate, in their own parameter groups of the Trainer's optimizer
+    (the scheduler then scales every group alike)."""
+
+    def __init__(self, *args, loss_fn: PreferenceLoss, tau: float, use_margin: bool = False,
+                 head_lr: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.loss_fn, self.tau, self.use_margin = loss_fn, tau, use_margin
+        self.loss_fn, self.tau, self.use_margin, self.head_lr = loss_fn, tau, use_margin, head_lr
         self._acc: list[float] = []
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.head_lr is None:
+            return optimizer
+        heads = {id(p) for p in head_parameters(self.model if model is None else model)}
+        moved = []
+        for group in optimizer.param_groups:  # the Trainer's (weight decay, no weight decay) groups
+            mine = [p for p in group["params"] if id(p) in heads]
+            group["params"] = [p for p in group["params"] if id(p) not in heads]
+            if mine:
+                moved.append({"params": mine, "weight_decay": group["weight_decay"], "lr": self.head_lr})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        for group in moved:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         margin = inputs.pop("margin")
