@@ -12,3 +12,4 @@ BENCHMARKS: Registry = Registry("benchmark")
 
 from evaluation import rewardbench  # noqa: E402,F401  (registers rewardbench, rewardbench_standin)
 from evaluation import alpaca_eval2  # noqa: E402,F401  (registers alpaca_eval2)
+from evaluation import mt_bench  # noqa: E402,F401  (registers mt_bench)

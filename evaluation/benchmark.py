@@ -12,6 +12,7 @@ it decides its instructions and decoding defaults and calls :func:`answers_for` 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ def resolve(cfg, policy: str | None = None) -> Answers:
     b = cfg.benchmark
     policy = policy or b.policy
     if b.outputs and not policy:
-        return Answers(None, b.outputs, b.generator or Path(b.outputs).name.split(".")[0])
+        return Answers(None, b.outputs, b.generator or re.sub(r"\.(json\.gz|jsonl|json)$", "", Path(b.outputs).name))
     if not policy:
         raise GprlError("no policy to benchmark: give benchmark.policy or benchmark.outputs")
     p = Path(policy)
@@ -82,7 +83,7 @@ def generate_answers(cfg, policy: str, prompts: list[str], dec: dict, desc: str)
         llm = LLM(model=policy, seed=cfg.seed)
         params = SamplingParams(temperature=dec["temperature"], top_p=dec["top_p"], max_tokens=dec["max_new_tokens"],
                                 seed=cfg.seed)
-        chats = [[{"role": "user", "content": p}] for p in prompts]
+        chats = [getattr(p, "messages", None) or [{"role": "user", "content": p}] for p in prompts]  # multi-turn kept
         return [o.outputs[0].text.strip() for o in llm.chat(chats, params)]
     from gprl.models.generation import generate
     from gprl.tasks.policy import load_policy
@@ -97,16 +98,20 @@ def generate_answers(cfg, policy: str, prompts: list[str], dec: dict, desc: str)
 def fit_context(tok, prompts: list[str], max_new_tokens: int, context: int | None, desc: str,
                 template_tokens: int = 16) -> tuple[list[str], int]:
     """Prompts and an answer budget that fit a small policy's context: answers get at most half of it, and a
-    prompt longer than the rest is cut to its first tokens (both said, never silent). Large models are unchanged."""
+    prompt longer than the rest is cut to its first tokens, a multi-turn conversation to its last tokens (its latest
+    turn; it becomes a plain-text transcript), both said, never silent. Large models are unchanged."""
     if not context or max_new_tokens + template_tokens + max(len(tok(p)["input_ids"]) for p in prompts) <= context:
         return prompts, max_new_tokens
     n = min(max_new_tokens, context // 2)
     budget = context - n - template_tokens
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     cut = [i for i, x in enumerate(ids) if len(x) > budget]
-    out = [tok.decode(x[:budget]) if i in cut else p for i, (p, x) in enumerate(zip(prompts, ids))]
+    conv = [i for i in cut if hasattr(prompts[i], "messages")]
+    out = [(tok.decode(x[-budget:]) if i in conv else tok.decode(x[:budget])) if i in cut else p
+           for i, (p, x) in enumerate(zip(prompts, ids))]
     print(f"[gprl] {desc}: the policy's context is {context} tokens: answers of at most {n} new tokens "
-          f"(asked {max_new_tokens}); {len(cut)} of {len(prompts)} prompts cut to their first {budget} tokens")
+          f"(asked {max_new_tokens}); {len(cut)} of {len(prompts)} prompts cut to their first {budget} tokens"
+          + (f" ({len(conv)} multi-turn conversations to their last {budget}, as plain-text transcripts)" if conv else ""))
     return out, n
 
 
@@ -137,11 +142,24 @@ def check_empty(texts: list[str], cfg, where: str) -> list[int]:
     return empty
 
 
+def preflight(cfg, names: list[str]) -> None:
+    """Each benchmark's own check of its judge (a benchmark function's ``preflight`` attribute), before any work: a
+    missing API key, or a judge that cannot serve the benchmark (a pairwise reward model for single-answer grading),
+    stops here, not after training or generating."""
+    from evaluation import BENCHMARKS
+
+    for name in names:
+        check = getattr(BENCHMARKS.get(name), "preflight", None)
+        if check is not None:
+            check(cfg)
+
+
 def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = None, wandb_run=None) -> dict:
     """Every benchmark in ``names`` on one policy (or on ``benchmark.outputs``); ``{name: metrics}``, each also in
     ``run_dir/benchmarks/<name>/results.json``; the headline metrics go to the W&B run summary."""
     from evaluation import BENCHMARKS
 
+    preflight(cfg, [n for n in names if not (run_dir / "benchmarks" / n / "results.json").exists()])
     answers = resolve(cfg, policy)
     out = {}
     for name in names:

@@ -321,6 +321,9 @@ class JudgeConfig:
     k: int = 4  # reward_model: the default judge's embedding dimension (1 = BT)
     tau: Optional[float] = None  # reward_model: the default judge's temperature (None = the loss's default)
     batch_size: int = 32  # reward_model / hf_local: sequences per forward pass
+    models: Dict[str, str] = field(default_factory=dict)  # api: the model per benchmark (mt_bench, arena_hard, wildbench_score, wildbench_reward), over `model`; e.g. each paper's judge
+    prices: Optional[List[float]] = None  # api: USD per million input and output tokens for the cost estimate printed before calls (None = the model's list price if known)
+    parallel: int = 8  # api: concurrent requests of the text-verdict benchmarks (MT-Bench, Arena-Hard, WildBench)
 
     def __post_init__(self):
         from evaluation.judges import JUDGES
@@ -336,6 +339,10 @@ class JudgeConfig:
             raise GprlError(f"judge.max_tokens must be >= 1, got {self.max_tokens}")
         if self.tau is not None and not self.tau > 0:
             raise GprlError(f"judge.tau must be > 0, got {self.tau}")
+        if self.prices is not None and (len(self.prices) != 2 or min(self.prices) < 0):
+            raise GprlError(f"judge.prices must be [input, output] USD per million tokens, got {self.prices}")
+        if self.parallel < 1:
+            raise GprlError(f"judge.parallel must be >= 1, got {self.parallel}")
 
 
 @dataclass
@@ -355,6 +362,10 @@ class BenchmarkConfig:
     batch_size: int = 16  # prompts per generation batch
     use_vllm: bool = False  # generate with vLLM (GPU nodes, `pip install -e .[gpu]`); not run here
     empty_outputs: str = "error"  # an empty answer: error (stop with a message) | lose (judged as a loss without a judge call)
+    arena_hard_version: str = "v0.1"  # arena_hard: v0.1 (500 questions, gpt-4-0314 baseline) | v2.0 (its 500 hard prompts, o3-mini baseline)
+    wildbench_tasks: str = "allenai/WildBench"  # wildbench: the Hub dataset (config v2, split test) | local (the small committed task file) | a jsonl of the same format
+    wildbench_references: Optional[List[str]] = None  # wildbench: WB-Reward reference models (None = its three, or a local file's own references)
+    wildbench_k: int = 500  # wildbench: WB-Reward length penalty K in characters (-1 = none)
 
     def __post_init__(self):
         from evaluation import BENCHMARKS
@@ -373,6 +384,8 @@ class BenchmarkConfig:
             raise GprlError(f"benchmark.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.batch_size < 1:
             raise GprlError(f"benchmark.batch_size must be >= 1, got {self.batch_size}")
+        if self.arena_hard_version not in ("v0.1", "v2.0"):
+            raise GprlError(f"benchmark.arena_hard_version must be v0.1 or v2.0, got {self.arena_hard_version!r}")
 
 
 @dataclass

@@ -8,7 +8,8 @@ the same table to a cluster) and collect ``results/tableN.{csv,md}`` with the pa
 Manifest (YAML): ``table``, ``title``, ``source``, ``metrics`` (label -> results.json metrics key), ``seeds``,
 ``scales`` (name -> overrides, paper, note, seeds), ``rows`` (id, overrides, paper numbers per paper key,
 optional ``baseline`` row id for "gain over baseline" columns, optional ``scales`` the row belongs to, optional
-``metric_prefix`` when rows share one run and read different parts of it, e.g. a policy run's iterations).
+``metric_prefix`` when rows share one run and read different parts of it, e.g. a policy run's iterations), optional
+``raw`` (metric labels that are not fractions, e.g. MT-Bench's 1-10 score or a count: printed as stored, not x100).
 Finished runs are never redone: each row's sweep directory is deterministic and a run with results.json is
 skipped by run.py itself.
 """
@@ -65,6 +66,7 @@ class Manifest:
     seeds: list[int]
     scales: dict[str, Scale]
     rows: list[Row]
+    raw: list[str] = field(default_factory=list)  # metric labels printed as stored (scores, counts), not as percentages
     path: Path = Path()
 
     @classmethod
@@ -74,7 +76,7 @@ class Manifest:
             raw = yaml.safe_load(path.read_text())
             m = cls(table=str(raw["table"]), title=raw["title"], source=raw["source"], metrics=raw["metrics"],
                     seeds=list(raw["seeds"]), scales={k: Scale(**v) for k, v in raw["scales"].items()},
-                    rows=[Row(**r) for r in raw["rows"]], path=path)
+                    rows=[Row(**r) for r in raw["rows"]], raw=list(raw.get("raw", [])), path=path)
         except FileNotFoundError:
             raise GprlError(f"manifest {path} does not exist") from None
         except (KeyError, TypeError, yaml.YAMLError) as e:
@@ -140,6 +142,12 @@ def _data_version(shared: Path) -> str:
     return hashlib.sha256(f.read_bytes()).hexdigest()[:12] if f.exists() else "unknown"
 
 
+def _benchmark_results(b: dict) -> list[dict]:
+    """Every benchmark result in a run's ``benchmarks`` (``{name: result}``, or ``{iterN: {name: result}}``)."""
+    return [r for v in b.values() if isinstance(v, dict)
+            for r in ([v] if "benchmark" in v else _benchmark_results(v))]
+
+
 def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline: str) -> tuple[Path, Path]:
     """Write ``results_dir/table{N}.csv`` and ``.md``; a row with no finished seed is listed as missing."""
     paper_key = m.scales[scale].paper
@@ -157,8 +165,8 @@ def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline:
             commits.add(res.get("git_commit", "not recorded"))
             for label, key in metrics.items():
                 if row.metric_prefix + key in res.get("metrics", {}):
-                    ours[row.id][label].append(100 * res["metrics"][row.metric_prefix + key])
-            for v in res.values():
+                    ours[row.id][label].append((1 if label in m.raw else 100) * res["metrics"][row.metric_prefix + key])
+            for v in [*res.values(), *_benchmark_results(res.get("benchmarks", {}))]:
                 if isinstance(v, dict) and "version" in v:
                     evaluators.add(v["version"])
     table = []
@@ -189,7 +197,7 @@ def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline:
         for rec in table:
             w.writerow({c: rec.get(c) for c in cols})
     shared = (ROOT / ".." / "shared" / "data").resolve()
-    fmt = lambda x, sign=False: "—" if x is None else (f"{x:+.1f}" if sign else f"{x:.1f}")  # noqa: E731
+    fmt = lambda x, sign=False, d=1: "—" if x is None else (f"{x:+.{d}f}" if sign else f"{x:.{d}f}")  # noqa: E731
     lines = [f"# Table {m.table}: {m.title}", "",
              f"- scale: `{scale}`; paper numbers: {paper_key or 'none at this scale'} ({m.source})",
              f"- command: `{cmdline}`",
@@ -205,10 +213,12 @@ def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline:
               "|---|---|---|---|---|---|---|---|"]
     for rec in table:
         n_seeds = len(rec["seeds"].split()) if rec["seeds"] != "missing" else 0
-        ours_s = ("missing" if rec["ours_mean"] is None else f"{rec['ours_mean']:.1f}" if n_seeds < 2
-                  else f"{rec['ours_mean']:.1f} ± {rec['ours_std']:.1f}")
-        lines.append(f"| {rec['row']} | {rec['metric']} | {fmt(rec['paper'])} | {ours_s} | {fmt(rec['delta'], True)} | "
-                     f"{fmt(rec.get('paper_gain'), True)} | {fmt(rec.get('ours_gain'), True)} | {rec['seeds']} |")
+        d = 2 if rec["metric"] in m.raw else 1  # raw scores (MT-Bench's 1-10) keep the paper's two decimals
+        ours_s = (("missing" if not n_seeds else "not measured") if rec["ours_mean"] is None
+                  else f"{rec['ours_mean']:.{d}f}" if n_seeds < 2
+                  else f"{rec['ours_mean']:.{d}f} ± {rec['ours_std']:.{d}f}")
+        lines.append(f"| {rec['row']} | {rec['metric']} | {fmt(rec['paper'], d=d)} | {ours_s} | {fmt(rec['delta'], True, d)} | "
+                     f"{fmt(rec.get('paper_gain'), True, d)} | {fmt(rec.get('ours_gain'), True, d)} | {rec['seeds']} |")
     md_path.write_text("\n".join(lines) + "\n")
     print(md_path.read_text())
     return csv_path, md_path

@@ -2,19 +2,23 @@
 
 It answers AlpacaEval's weighted classifier prompt the way GPT-4-turbo does (one token with log-probabilities of
 'm' and 'M'), records the Authorization header of every request, and answers without any usable token when the
-prompt contains ``UNPARSEABLE`` (so the judge's parser fails on that pair)."""
+prompt contains ``UNPARSEABLE`` (so the judge's parser fails on that pair). Given ``reply`` (request body -> text), it
+answers every request with that text instead: canned judgments for the benchmarks whose judge writes its verdict."""
 
 from __future__ import annotations
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Optional
 
 
 class FakeOpenAI:
-    def __init__(self):
+    def __init__(self, reply: Optional[Callable[[dict], str]] = None):
         self.auth: list[str] = []
         self.prompts: list[str] = []
+        self.bodies: list[dict] = []
+        self.reply = reply
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,7 +30,10 @@ class FakeOpenAI:
                 owner.auth.append(self.headers.get("Authorization", ""))
                 text = json.dumps(body.get("messages", body.get("prompt")))
                 owner.prompts.append(text)
-                if "UNPARSEABLE" in text:
+                owner.bodies.append(body)
+                if owner.reply is not None:
+                    top = [{"token": owner.reply(body), "bytes": [], "logprob": 0.0}]
+                elif "UNPARSEABLE" in text:
                     top = [{"token": "Both", "bytes": [66], "logprob": -0.1}]
                 else:  # prefers output (m) with probability 0.8
                     top = [{"token": "m", "bytes": [109], "logprob": -0.223}, {"token": "M", "bytes": [77], "logprob": -1.609}]

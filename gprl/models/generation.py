@@ -8,9 +8,11 @@ from tqdm.auto import tqdm
 
 
 def chat_prompt(tok, prompt: str) -> str:
-    """The text the policy sees: its chat template around one user turn, if it has one."""
+    """The text the policy sees: its chat template around one user turn, or around every turn of a multi-turn
+    ``Conversation`` (gprl.data.schema), if it has one; else the prompt (a conversation's transcript) as it is."""
     if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        messages = getattr(prompt, "messages", None) or [{"role": "user", "content": prompt}]
+        return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return prompt
 
 

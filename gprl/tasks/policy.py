@@ -28,8 +28,10 @@ def prepare(cfg: RunConfig):
     if cfg.policy_eval.enabled:
         judge_dir(cfg)
     if cfg.policy_eval.benchmarks:  # the benchmarks' judge before any training: a missing API key stops here
+        from evaluation.benchmark import preflight
         from evaluation.judges import build
 
+        preflight(cfg, cfg.policy_eval.benchmarks)
         build(cfg)
     return rm_dir, load_reward_model(cfg, rm_dir)
 
@@ -88,7 +90,10 @@ def policy_benchmarks(cfg: RunConfig, run_dir: Path, policy: str, run=None) -> d
 
 
 def benchmark_metrics(results: dict, prefix: str = "") -> dict:
-    """Flat table metrics (fractions, as every results.json ``metrics``) from benchmark results:
-    ``{"<prefix><benchmark>/<metric>": value / 100}`` for the headline percentages."""
-    return {f"{prefix}{name}/{k}": v / 100 for name, res in results.items()
-            for k, v in res.get("headline", {}).items() if "rate" in k and isinstance(v, (int, float))}
+    """Flat table metrics from benchmark results: ``{"<prefix><benchmark>/<metric>": value / 100}`` for the headline
+    percentages (fractions, as every results.json ``metrics``), plus each benchmark's ``table_metrics`` as it gives
+    them (percentages as fractions; scores such as MT-Bench's 1-10 and counts as they are)."""
+    out = {f"{prefix}{name}/{k}": v / 100 for name, res in results.items()
+           for k, v in res.get("headline", {}).items() if "rate" in k and isinstance(v, (int, float))}
+    out.update({f"{prefix}{name}/{k}": v for name, res in results.items() for k, v in res.get("table_metrics", {}).items()})
+    return out
