@@ -14,3 +14,4 @@ from evaluation import rewardbench  # noqa: E402,F401  (registers rewardbench, r
 from evaluation import alpaca_eval2  # noqa: E402,F401  (registers alpaca_eval2)
 from evaluation import mt_bench  # noqa: E402,F401  (registers mt_bench)
 from evaluation import arena_hard  # noqa: E402,F401  (registers arena_hard)
+from evaluation import wildbench  # noqa: E402,F401  (registers wildbench)
