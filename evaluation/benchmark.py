@@ -60,6 +60,30 @@ def resolve(cfg, policy: str | None = None) -> Answers:
     return Answers(policy, None, b.generator or policy)
 
 
+def targets(cfg) -> list[tuple[str, str | None]]:
+    """What task ``benchmark`` evaluates, as ``(part, policy)``: ``[("", None)]`` for ``benchmark.policy`` or
+    ``benchmark.outputs`` as given; for an iterative policy run (task train_po: ``iter<N>/policy``, no ``policy/``)
+    every iteration, ``[("iter1", ".../iter1/policy"), ...]``, laid out as train_po lays out its own benchmarks. A
+    sweep directory (``hydra.sweep.dir``, e.g. a table row's ``multirun/tables/<key>``) stands for its finished run
+    with this ``seed``."""
+    p = Path(cfg.benchmark.policy) if cfg.benchmark.policy else None
+    if p is None or not p.is_dir() or (p / "config.json").exists():
+        return [("", None)]
+    if not ((p / "policy").is_dir() or any(p.glob("iter*/policy"))):  # a sweep directory: its run of this seed
+        runs = [f.parent for f in sorted(p.glob("*/results.json")) if json.loads(f.read_text()).get("seed") == cfg.seed]
+        if len(runs) != 1:
+            raise GprlError(f"{p} holds {len(runs)} finished runs with seed {cfg.seed}; benchmark.policy needs one "
+                            f"(a policy run, a model directory or a sweep directory with one run per seed)")
+        p = runs[0]
+    iters = sorted(p.glob("iter*/policy/config.json"), key=lambda f: int(f.parent.parent.name[4:]))
+    if (p / "policy").is_dir() or not iters:
+        return [("", str(p))]
+    if not (p / "results.json").exists():
+        raise GprlError(f"{p} is an unfinished iterative policy run (no results.json); benchmark one iteration with "
+                        f"benchmark.policy={iters[-1].parent}")
+    return [(f.parent.parent.name, str(f.parent)) for f in iters]
+
+
 def _short(name: str, limit: int = 48) -> str:
     """A leaderboard name from run-directory names (Hydra override strings can be hundreds of characters)."""
     return name if len(name) <= limit else f"{name[:limit - 12]}..{fingerprint(name)[:10]}"
@@ -186,6 +210,7 @@ def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = No
 def format_result(res: dict) -> str:
     h = res.get("headline", {})
     cells = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in h.items())
-    lines = [f"\n{res['benchmark']} of {res['generator']} (judge {res['judge']['name']}): {cells}"]
+    judge = f" (judge {res['judge']['name']})" if res.get("judge") else ""  # lm_harness scores without one
+    lines = [f"\n{res['benchmark']} of {res['generator']}{judge}: {cells}"]
     lines += [f"  NOTE: {n}" for n in res.get("notes", [])]
     return "\n".join(lines) + "\n"

@@ -69,6 +69,7 @@ class SourceConfig:
     length_balance: bool = True  # alpaca_balanced: keep as many pairs whose chosen is shorter as longer
     subsets: Optional[List[str]] = None  # llmbar / rm_bench: which subsets (None = all)
     variant: Optional[str] = None  # cyclic_*: the dropped aspect, e.g. thoroughness (rm_bench) or helpfulness (UF)
+    max_text_chars: int = 100_000  # jsonl / hub: longest prompt, chosen or rejected accepted (characters); longer stops the run naming file:line
 
     def __post_init__(self):
         from gprl.data.sources import SOURCES
@@ -78,6 +79,8 @@ class SourceConfig:
             raise GprlError(f"max_pairs must be >= 1 or null, got {self.max_pairs}")
         if self.source == "jsonl" and not self.path:
             raise GprlError("a jsonl data source needs path=FILE.jsonl")
+        if self.max_text_chars < 1:
+            raise GprlError(f"max_text_chars must be >= 1, got {self.max_text_chars}")
         if self.source == "hub" and not self.hub_name:
             raise GprlError("a hub data source needs hub_name=DATASET")
 
@@ -92,6 +95,17 @@ class DataConfig:
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
             raise GprlError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def check_trainer_names(group: str, scheduler: str, optim: str) -> None:
+    """``scheduler`` and ``optim`` must be names transformers' Trainer knows (checked here, not at the first step)."""
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    for key, value, known in (("scheduler", scheduler, SchedulerType), ("optim", optim, OptimizerNames)):
+        names = [k.value for k in known]
+        if value not in names:
+            raise GprlError(f"unknown {group}.{key} {value!r}; known: {', '.join(names)}")
 
 
 @dataclass
@@ -130,6 +144,7 @@ class AlgoConfig:
             raise GprlError("algo.epochs or algo.max_steps must be > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise GprlError(f"algo.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_trainer_names("algo", self.scheduler, self.optim)
 
 
 @dataclass
@@ -151,6 +166,8 @@ class EvalConfig:
             REPORTS.get(r)
         if self.batch_size < 1:
             raise GprlError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        if self.max_pairs_per_set is not None and self.max_pairs_per_set < 1:
+            raise GprlError(f"eval.max_pairs_per_set must be >= 1 or null (all pairs), got {self.max_pairs_per_set}")
 
 
 @dataclass
@@ -275,6 +292,7 @@ class POConfig:
             raise GprlError("po.num_samples must be >= 2 (chosen and rejected come from the samples)")
         if not (self.lr > 0 and self.beta > 0 and self.temperature > 0 and 0 < self.top_p <= 1 and self.epochs > 0):
             raise GprlError("po: need lr > 0, beta > 0, temperature > 0, 0 < top_p <= 1 and epochs > 0")
+        check_trainer_names("po", self.scheduler, self.optim)
 
 
 @dataclass
@@ -415,6 +433,8 @@ class RunConfig:
         from gprl.tasks import TASKS
 
         TASKS.get(self.task)
+        if not 0 <= self.seed < 2**32:
+            raise GprlError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.k < 1 or (self.k > 1 and self.k % 2):
             raise GprlError(f"embedding dimension k={self.k} is impossible: use k=1 (Bradley-Terry) "
                             f"or an even k (a GPM with k/2 subspaces)")

@@ -12,6 +12,10 @@ optional ``baseline`` row id for "gain over baseline" columns, optional ``scales
 ``raw`` (metric labels that are not fractions, e.g. MT-Bench's 1-10 score or a count: printed as stored, not x100).
 Finished runs are never redone: each row's sweep directory is deterministic and a run with results.json is
 skipped by run.py itself.
+
+A row with ``policy_of: experiments/tableN.yaml#ROW`` benchmarks the policies that row of another manifest trains
+(at the same scale; run first if not finished) instead of training them again: task ``benchmark`` gets the other
+row's sweep directory as ``benchmark.policy`` (e.g. Tables 8-11 read every iteration of Table 4's GPO/SPPO runs).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Row:
     baseline: Optional[str] = None  # row id whose numbers give the "gain over baseline" columns
     scales: Optional[list[str]] = None  # scales this row runs at (None = all)
     metric_prefix: str = ""  # prepended to every metric key: rows sharing one run read different parts (e.g. iter2/)
+    policy_of: Optional[str] = None  # "experiments/tableN.yaml#ROW": benchmark that row's run (same scale) as benchmark.policy
 
 
 @dataclass
@@ -87,6 +92,8 @@ class Manifest:
         for r in m.rows:
             if r.baseline is not None and r.baseline not in ids:
                 raise GprlError(f"{path}: row {r.id} names unknown baseline {r.baseline!r}")
+            if r.policy_of is not None and "#" not in r.policy_of:
+                raise GprlError(f"{path}: row {r.id}: policy_of must be MANIFEST#ROW, got {r.policy_of!r}")
         return m
 
     def rows_for(self, scale: str) -> list[Row]:
@@ -101,34 +108,69 @@ class Manifest:
         return self.scales[scale].seeds or self.seeds
 
 
+def referenced(m: Manifest, scale: str, row: Row) -> tuple[Manifest, Row]:
+    """The manifest and row whose runs a ``policy_of`` row benchmarks (same scale, the same seeds or more)."""
+    path, _, rid = row.policy_of.partition("#")
+    other = Manifest.load(ROOT / path)
+    ref = next((r for r in other.rows if r.id == rid), None)
+    if ref is None or scale not in other.scales or ref not in other.rows_for(scale) or ref.policy_of:
+        raise GprlError(f"{m.path}: row {row.id}: policy_of {row.policy_of!r} is not a row of {path} at scale {scale!r} "
+                        f"(that itself trains)")
+    if not set(m.seeds_for(scale)) <= set(other.seeds_for(scale)):
+        raise GprlError(f"{m.path}: row {row.id}: seeds {m.seeds_for(scale)} are not all run by {row.policy_of}")
+    return other, ref
+
+
+def overrides(m: Manifest, scale: str, row: Row, out_root: Path) -> list[str]:
+    """A row's run.py overrides at ``scale``; a ``policy_of`` row adds ``benchmark.policy=`` the referenced row's
+    sweep directory (task benchmark takes its run with the same seed, every iteration of a GPO/SPPO run)."""
+    out = m.scales[scale].overrides + row.overrides
+    if row.policy_of:
+        other, ref = referenced(m, scale, row)
+        out = out + [f"benchmark.policy={sweep_dir(other, scale, ref, out_root)}"]
+    return out
+
+
 def sweep_dir(m: Manifest, scale: str, row: Row, out_root: Path) -> Path:
     """Content-addressed: the same overrides give the same directory, so tables that share a configuration
-    (Table 2's k=2..8 rows are Table 7's gate+L2 rows) share its runs, and finished runs are reused."""
-    key = hashlib.sha1(" ".join(sorted(m.scales[scale].overrides + row.overrides)).encode()).hexdigest()[:12]
+    (Table 2's k=2..8 rows are Table 7's gate+L2 rows) share its runs, and finished runs are reused. A ``policy_of``
+    row's key includes the referenced run's key (not its path, so moving ``--out`` changes nothing)."""
+    parts = m.scales[scale].overrides + row.overrides
+    if row.policy_of:
+        other, ref = referenced(m, scale, row)
+        parts = parts + [f"policy_of={sweep_dir(other, scale, ref, out_root).name}"]
+    key = hashlib.sha1(" ".join(sorted(parts)).encode()).hexdigest()[:12]
     return out_root / "tables" / key
 
 
 def command(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | None = None) -> list[str]:
     seeds = ",".join(str(s) for s in m.seeds_for(scale))
-    cmd = [sys.executable, str(ROOT / "run.py"), "-m", *m.scales[scale].overrides, *row.overrides,
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", *overrides(m, scale, row, out_root),
            f"seed={seeds}", f"hydra.sweep.dir={sweep_dir(m, scale, row, out_root)}"]
     return cmd + ([f"launcher={launcher}"] if launcher else [])
+
+
+def _run_row(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | None, at: str) -> None:
+    if row.policy_of:  # the policies it benchmarks first (a finished run is found, not redone)
+        other, ref = referenced(m, scale, row)
+        _run_row(other, scale, ref, out_root, launcher, f"{at}, its policies: table {other.table} row {ref.id}")
+    cmd = command(m, scale, row, out_root, launcher)
+    d = sweep_dir(m, scale, row, out_root)
+    if len(list(d.glob("*/results.json"))) >= len(m.seeds_for(scale)):  # rows sharing a finished run
+        print(f"[tables] table {m.table} ({scale}) row {at}: finished in {d}", flush=True)
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
+    print(f"[tables] table {m.table} ({scale}) row {at}: {' '.join(cmd[1:])}", flush=True)
+    r = subprocess.run(cmd, cwd=ROOT)
+    if r.returncode != 0:
+        raise GprlError(f"row {row.id} failed (exit {r.returncode}); finished rows are kept, re-run to resume")
 
 
 def run(m: Manifest, scale: str, out_root: Path, launcher: str | None = None) -> None:
     rows = m.rows_for(scale)
     for n, row in enumerate(rows, 1):
-        cmd = command(m, scale, row, out_root, launcher)
-        d = sweep_dir(m, scale, row, out_root)
-        if len(list(d.glob("*/results.json"))) >= len(m.seeds_for(scale)):  # rows sharing a finished run
-            print(f"[tables] table {m.table} ({scale}) row {n}/{len(rows)} {row.id}: finished in {d}", flush=True)
-            continue
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
-        print(f"[tables] table {m.table} ({scale}) row {n}/{len(rows)} {row.id}: {' '.join(cmd[1:])}", flush=True)
-        r = subprocess.run(cmd, cwd=ROOT)
-        if r.returncode != 0:
-            raise GprlError(f"row {row.id} failed (exit {r.returncode}); finished rows are kept, re-run to resume")
+        _run_row(m, scale, row, out_root, launcher, f"{n}/{len(rows)} {row.id}")
 
 
 # ---- collection -------------------------------------------------------------------------------------------

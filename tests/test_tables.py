@@ -11,7 +11,7 @@ import yaml
 from gprl.config import SourceConfig
 from gprl.data import DataContext, load_source
 from gprl.data.cyclic import RMB_ASPECTS, UF_ASPECTS, find_cycle
-from gprl.tables import Manifest, collect, run
+from gprl.tables import Manifest, collect, overrides, run, sweep_dir
 from tests.helpers import ROOT, run_config, tiny_overrides
 
 MANIFESTS = sorted((ROOT / "experiments").glob("table*.yaml"))
@@ -30,13 +30,15 @@ def cases():
 def test_every_manifest_row_composes(path, scale, row_id):
     m = Manifest.load(path)
     row = next(r for r in m.rows if r.id == row_id)
-    overrides = [o for o in m.scales[scale].overrides + row.overrides if not o.startswith("hydra.")]
-    cfg = run_config(overrides + [f"seed={m.seeds_for(scale)[0]}"])
+    o = [o for o in overrides(m, scale, row, ROOT / "multirun") if not o.startswith("hydra.")]
+    cfg = run_config(o + [f"seed={m.seeds_for(scale)[0]}"])
     keys = set(m.metrics_for(scale).values())
-    if any(k.startswith("alpaca_eval2/") for k in keys):  # a policy table: every row must produce the benchmark it reads
+    read = {k.split("/")[0] for k in keys if k.startswith(("alpaca_eval2/", "lm_harness/"))}
+    if read:  # a policy table: every row must produce the benchmark it reads
         asked = cfg.benchmark.names if cfg.task == "benchmark" else cfg.policy_eval.benchmarks
-        assert cfg.task in ("benchmark", "train_po") and asked == ["alpaca_eval2"]
-        assert (row.metric_prefix == "") == (cfg.task == "benchmark")  # iteration rows read iter<N>/ of a PO run
+        assert cfg.task in ("benchmark", "train_po") and set(asked) == read
+        # iteration rows read iter<N>/ of a PO run, or of a benchmark run over one (policy_of: its sweep directory)
+        assert (row.metric_prefix == "") == (cfg.task == "benchmark" and not row.policy_of)
     else:
         assert cfg.task == "train_rm"
     labels = set(m.metrics_for(scale))
@@ -257,3 +259,29 @@ def test_rewardbench_missing_section_scores_zero_with_a_warning():
     with pytest.warns(UserWarning, match="Safety"):
         s = section_scores(per)
     assert s["Safety"] == 0.0 and s["Average"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0) / 4)
+
+
+def test_lm_harness_tables_benchmark_table4s_policies_and_share_runs():
+    """Tables 8-11: offline and smoke rows benchmark the runs Table 4's rows made (their sweep directories, found by
+    content, so the existing runs are reused), one benchmark run per (algorithm, labeller) for all iterations; Tables
+    8/10 (SPPO) and 9/11 (GPO) run the same commands, so the second of each pair only collects; SPEC 5's numbers."""
+    out = ROOT / "multirun"
+    t = {n: Manifest.load(ROOT / "experiments" / f"table{n}.yaml") for n in (4, 8, 9, 10, 11)}
+    for a, b in ((8, 10), (9, 11)):
+        for scale in t[a].scales:
+            assert [sweep_dir(t[a], scale, r, out) for r in t[a].rows_for(scale)] == \
+                   [sweep_dir(t[b], scale, r, out) for r in t[b].rows_for(scale)]
+    for scale in ("offline", "smoke"):
+        rows = [r for r in t[8].rows_for(scale) if r.id.startswith("sppo-gpm2b")]
+        ref = next(r for r in t[4].rows if r.id == "sppo-gpm2b-iter3-offline")
+        assert {sweep_dir(t[8], scale, r, out) for r in rows} == {sweep_dir(t[8], scale, rows[0], out)}
+        assert overrides(t[8], scale, rows[0], out)[-1] == f"benchmark.policy={sweep_dir(t[4], scale, ref, out)}"
+        assert [r.metric_prefix for r in rows] == ["iter1/", "iter2/", "iter3/"]
+    assert all(r.policy_of is None for r in t[8].rows_for("cluster"))  # there: the SPPO runs themselves
+    paper = {n: {r.id: r.paper["paper"] for r in t[n].rows} for n in (8, 9, 10, 11)}
+    assert paper[8]["base"] == {"Avg": 58.72, "ARC": 56.91, "TQA": 51.65, "WG": 71.43, "GSM8k": 32.83, "HS": 75.78,
+                                "MMLU": 63.72}
+    assert paper[8]["sppo-bt2b-iter3"] == {"Avg": 56.10, "GSM8k": 19.56} and paper[8]["sppo-gpm8b-iter2"]["Avg"] == 59.25
+    assert paper[9]["gpo-bt8b-iter3"]["Avg"] == 59.25 and paper[9]["gpo-gpm2b-iter1"]["Avg"] == 57.72
+    assert paper[10]["base"] == {"Avg": 68.30, "GSM8k": 76.04} and paper[10]["sppo-bt8b-iter2"]["Avg"] == 70.08
+    assert paper[11]["gpo-bt8b-iter1"]["Avg"] == 69.94 and paper[11]["gpo-gpm8b-iter3"]["Avg"] == 68.94

@@ -67,8 +67,13 @@ def prompt_messages(prompt: str) -> list[dict]:
     return [{"role": "user", "content": prompt}]
 
 
-def validate_pair(rec, where: str) -> dict:
-    """Return a clean record or raise one clear error naming ``where`` (file:line)."""
+MAX_TEXT_CHARS = 100_000  # SourceConfig.max_text_chars's default
+
+
+def validate_pair(rec, where: str, max_chars: int | None = MAX_TEXT_CHARS) -> dict:
+    """Return a clean record or raise one clear error naming ``where`` (file:line). A text longer than
+    ``max_chars`` characters is an error (tokenizing a 20 MB answer takes a minute per step, and the model reads
+    only its first ``model.max_length`` tokens)."""
     if not isinstance(rec, dict):
         raise GprlError(f"{where}: expected a JSON object with prompt/chosen/rejected, got {type(rec).__name__}")
     missing = [f for f in REQUIRED if f not in rec]
@@ -78,6 +83,11 @@ def validate_pair(rec, where: str) -> dict:
         if not isinstance(rec[f], str):
             raise GprlError(f"{where}: field {f!r} must be a string, got {type(rec[f]).__name__}")
     out = {"prompt": make_prompt(rec["prompt"], where), "chosen": rec["chosen"], "rejected": rec["rejected"]}
+    if max_chars is not None:
+        for f in REQUIRED:
+            if len(out[f]) > max_chars:
+                raise GprlError(f"{where}: field {f!r} is {len(out[f]):,} characters, over the limit of {max_chars:,} "
+                                f"per text (the source's max_text_chars): shorten it, or raise the limit")
     if rec.get("margin") is not None:
         m = rec["margin"]
         if not isinstance(m, (int, float)) or isinstance(m, bool) or not math.isfinite(m):

@@ -32,14 +32,29 @@ class DataContext:
     seed: int = 0
 
 
-def load_source(src, ctx: DataContext) -> list[dict]:
-    """Load one source and apply its ``max_pairs`` cap (a seeded sample)."""
+def load_source(src, ctx: DataContext, quiet: bool = False) -> list[dict]:
+    """Load one source and apply its ``max_pairs`` cap (a seeded sample). In a user's data (``jsonl``, ``hub``),
+    pairs whose chosen equals rejected carry no preference (as an evaluation set they would score 0 without a
+    word): they are left out and counted in one line, and a source made only of them is an error."""
     pairs = SOURCES.get(src.source)(src, ctx)
     if not pairs:
         raise GprlError(f"data source {src.source!r} (split {src.split!r}) gave no pairs")
+    if src.source in ("jsonl", "hub"):
+        pairs = _drop_identical(pairs, src.path if src.source == "jsonl" else src.hub_name, quiet)
     if src.max_pairs is not None and len(pairs) > src.max_pairs:
         pairs = random.Random(ctx.seed).sample(pairs, src.max_pairs)
     return pairs
+
+
+def _drop_identical(pairs: list[dict], what: str, quiet: bool) -> list[dict]:
+    keep = [r for r in pairs if r["chosen"].strip() != r["rejected"].strip()]
+    if not keep:
+        raise GprlError(f"{what}: all {len(pairs)} pairs have chosen == rejected (or both empty): nothing to learn "
+                        f"or score")
+    if len(keep) < len(pairs) and not quiet:
+        print(f"[gprl] {what}: left out {len(pairs) - len(keep)} of {len(pairs)} pairs whose chosen equals rejected "
+              f"(or both are empty): no preference to learn or score")
+    return keep
 
 
 def _file(ctx: DataContext | Path, rel: str) -> Path:
@@ -54,24 +69,43 @@ def _read_json(p: Path):
         opener = gzip.open if p.suffix == ".gz" else open
         with opener(p, "rt", encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError, EOFError) as e:
-        raise GprlError(f"malformed data file {p}: {e}") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise GprlError(f"malformed data file {p}: {_why(p, e)}") from None
+
+
+def _why(p: Path, e: Exception) -> str:
+    """A decoding error in words: gzip data under a name without .gz, other binary data, or a non-UTF-8 byte."""
+    if isinstance(e, UnicodeDecodeError):
+        try:
+            head = p.read_bytes()[:2] if p.suffix != ".gz" else b""
+        except OSError:
+            head = b""
+        if head == b"\x1f\x8b":
+            return f"it is gzip-compressed but its name does not end in .gz (rename it to {p.name}.gz)"
+        return (f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at offset {e.start} of the line "
+                f"(a binary file, or text in another encoding: save it as UTF-8)")
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _numbered_jsonl(p: Path) -> list[tuple[int, object]]:
-    """``(line number, object)`` for every non-blank line; one clear error naming ``file:line`` otherwise."""
+    """``(line number, object)`` for every non-blank line; one clear error naming ``file:line`` otherwise (a line
+    that is not UTF-8, as a binary file or a gzip file without .gz gives, included)."""
     opener = gzip.open if p.suffix == ".gz" else open
     rows = []
     try:
-        with opener(p, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+        with opener(p, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise GprlError(f"{p}:{i}: {_why(p, e)}") from None
                 if line.strip():
                     try:
                         rows.append((i, json.loads(line)))
-                    except json.JSONDecodeError as e:
-                        raise GprlError(f"{p}:{i}: malformed JSON line ({e.msg})") from None
+                    except (json.JSONDecodeError, RecursionError) as e:
+                        raise GprlError(f"{p}:{i}: malformed JSON line ({getattr(e, 'msg', 'nested too deeply')})") from None
     except (OSError, EOFError) as e:
-        raise GprlError(f"cannot read {p}: {e}") from None
+        raise GprlError(f"cannot read {p}: {_why(p, e)}") from None
     return rows
 
 
@@ -267,7 +301,7 @@ def jsonl(src, ctx: DataContext) -> list[dict]:
     p = p if p.is_absolute() else ctx.root / p
     if not p.exists():
         raise GprlError(f"pairs file {p} does not exist")
-    return [validate_pair(rec, f"{p}:{i}") for i, rec in _numbered_jsonl(p)]
+    return [validate_pair(rec, f"{p}:{i}", src.max_text_chars) for i, rec in _numbered_jsonl(p)]
 
 
 def _answer(x, where: str) -> str:
@@ -318,5 +352,5 @@ def hub(src, ctx: DataContext) -> list[dict]:
         rec = _chat_pair(r, where)
         if r.get("subset") is not None:
             rec["subset"] = r["subset"]
-        out.append(validate_pair(rec, where))
+        out.append(validate_pair(rec, where, src.max_text_chars))
     return out

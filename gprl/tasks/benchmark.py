@@ -10,10 +10,10 @@ Answers and judgments are cached: re-running makes neither again. A finished run
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from gprl.config import RunConfig
+from gprl.rundir import config_fingerprint, read_finished
 from gprl.tasks import TASKS
 from gprl.tasks.common import wandb_run, write_json
 
@@ -23,8 +23,7 @@ def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
     from evaluation.benchmark import format_result, run_benchmarks
 
     results = run_dir / "results.json"
-    if results.exists():
-        res = json.loads(results.read_text())
+    if (res := read_finished(results)) is not None:
         print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
         for r in res["benchmarks"].values():
             print(format_result(r))
@@ -33,6 +32,7 @@ def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
         out = run_benchmarks(cfg, run_dir, cfg.benchmark.names, wandb_run=run)
     from gprl.tasks.policy import benchmark_metrics
 
-    res = {"task": "benchmark", "benchmarks": out, "metrics": benchmark_metrics(out), "seed": cfg.seed}
+    res = {"task": "benchmark", "benchmarks": out, "metrics": benchmark_metrics(out), "seed": cfg.seed,
+           "config_fingerprint": config_fingerprint(cfg)}
     write_json(results, res)
     return res

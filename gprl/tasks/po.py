@@ -21,6 +21,7 @@ from pathlib import Path
 from gprl import GprlError
 from gprl.config import RunConfig
 from gprl.provenance import git_commit, versions
+from gprl.rundir import config_fingerprint
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, wandb_run, write_json
 from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, peft_config, policy_benchmarks,
@@ -139,7 +140,7 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
            "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
            "benchmarks": bench, "metrics": {k: v for it, b in bench.items() for k, v in benchmark_metrics(b, f"{it}/").items()},
            "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
-           "git_commit": commit, "versions": versions()}
+           "git_commit": commit, "versions": versions(), "config_fingerprint": config_fingerprint(cfg)}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] wrote {results}")
     return res

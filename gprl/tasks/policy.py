@@ -4,7 +4,6 @@ once and cached before the run's W&B run opens)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from gprl.config import RunConfig
@@ -12,11 +11,13 @@ from gprl.tasks.common import data_context
 
 
 def finished(run_dir: Path) -> dict | None:
+    """A finished run's results (an unreadable results.json is moved aside and the run done again), else None."""
+    from gprl.rundir import read_finished
+
     results = run_dir / "results.json"
-    if results.exists():
+    if (res := read_finished(results)) is not None:
         print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        return json.loads(results.read_text())
-    return None
+    return res
 
 
 def prepare(cfg: RunConfig):

@@ -7,8 +7,8 @@ is never retrained, and a finished ``results.json`` is never recomputed or overw
 
 from __future__ import annotations
 
-import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from gprl import GprlError
 from gprl.config import RunConfig
 from gprl.data import load_source
 from gprl.provenance import fingerprint, git_commit, versions
+from gprl.rundir import config_fingerprint, last_good_checkpoint, model_problem, move_aside, read_finished, trim_log
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json
 
@@ -67,14 +68,14 @@ def _cuda() -> bool:
 def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
     """Train (or resume) and save the final reward model to ``<run_dir>/model``; return that directory."""
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
-
     from gprl.losses import LOSSES
     from gprl.trainers.callbacks import JsonlLogger
     from gprl.trainers.rm_trainer import CachedPairCollator, FeatureCache, PairCollator, PreferenceTrainer
 
     final = run_dir / "model"
-    if (final / "gpm_config.json").exists():
+    if final.exists() and (why := model_problem(final)) is not None:
+        move_aside(final, why)  # a damaged final model: train again from the last whole checkpoint
+    if final.exists():
         print(f"[gprl] found a finished model in {final}; not training again")
         return final
     ctx = data_context(cfg)
@@ -97,7 +98,8 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
         n = freeze_bottom(model.backbone, cfg.model.freeze_layers)
         print(f"[gprl] froze the embeddings and {cfg.model.freeze_layers} bottom blocks; {n:,} backbone parameters train")
     ckpt_dir = run_dir / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = last_good_checkpoint(ckpt_dir)  # a partial checkpoint (a kill during its save) is skipped
+    trim_log(run_dir / "metrics.jsonl", last)
     if last:
         print(f"[gprl] resuming from {last}")
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
@@ -123,9 +125,13 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
     if trainer.state.global_step < trainer.state.max_steps:  # stopped early (a callback): leave it resumable
         print(f"[gprl] stopped at step {trainer.state.global_step}/{trainer.state.max_steps}; re-run to resume")
         return ckpt_dir
-    model.save_pretrained(final)
-    write_json(final / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
-                                              "wall_s": round(time.time() - t0, 1)})
+    tmp = final.with_name(final.name + ".tmp")  # the model appears whole or not at all
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    write_json(tmp / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
+                                            "wall_s": round(time.time() - t0, 1),
+                                            "config_fingerprint": config_fingerprint(cfg)})
+    tmp.rename(final)
     return final
 
 
@@ -141,7 +147,8 @@ def evaluate_to(cfg: RunConfig, model, run_dir: Path) -> dict:
     res = {"accuracy": sum(r["accuracy"] * r["n"] for r in rows) / n, "n": n,
            "longer_wins": sum(r["longer_wins"] * r["n"] for r in rows) / n, "sets": rows,
            "k": model.spec.k, "tau": model.spec.tau, "gate": model.spec.uses_gate, "l2": model.spec.uses_l2,
-           "backbone": model.spec.backbone, "seed": cfg.seed, "git_commit": git_commit(), "versions": versions()}
+           "backbone": model.spec.backbone, "seed": cfg.seed, "git_commit": git_commit(), "versions": versions(),
+           "config_fingerprint": config_fingerprint(cfg)}
     if len(rows) == 1 and "per_subset" in rows[0]:
         res["per_subset"] = rows[0]["per_subset"]
     res["metrics"] = flat_metrics(rows)
@@ -185,8 +192,7 @@ def _report(res: dict, run_dir: Path, run) -> None:
 def train_rm(cfg: RunConfig, run_dir: Path) -> dict:
     """Train a reward model on ``data.train``, then evaluate it on ``eval.sets``."""
     results = run_dir / RESULTS
-    if results.exists():
-        res = json.loads(results.read_text())
+    if (res := read_finished(results)) is not None:
         print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
         _report(res, run_dir, None)
         return res

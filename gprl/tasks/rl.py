@@ -18,6 +18,7 @@ from pathlib import Path
 from gprl.config import RunConfig
 from gprl.data import load_source
 from gprl.provenance import git_commit, versions
+from gprl.rundir import config_fingerprint, last_good_checkpoint, trim_log
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, wandb_run, write_json
 
@@ -64,7 +65,6 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     import time
 
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from gprl.policy_eval import evaluate_policy, log_summary
     from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, policy_benchmarks, prepare,
@@ -82,8 +82,8 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     with wandb_run(cfg, run_dir, "train_rl") as run:
         trainer = build_trainer(cfg, run_dir, rm, policy, tok, prompts)
         if not (final / "config.json").exists():  # a finished policy is never retrained
-            ckpt = run_dir / "policy_checkpoints"
-            last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+            last = last_good_checkpoint(run_dir / "policy_checkpoints")  # a partial one (killed saving) is skipped
+            trim_log(run_dir / "metrics.jsonl", last)
             print(f"[gprl] {r.estimator} on {len(prompts)} prompts, policy {cfg.policy.backbone}, reward model "
                   f"{rm_dir} (k={rm.spec.k}), {r.steps} rollout batches of {r.prompts_per_step} prompts x "
                   f"{r.num_generations}, {r.minibatches} optimiser steps each"
@@ -107,7 +107,8 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
            "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
            "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
            "policy_eval": ev, "benchmarks": bench, "metrics": benchmark_metrics(bench), "train_minutes": round(train_s / 60, 1),
-           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions()}
+           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions(),
+           "config_fingerprint": config_fingerprint(cfg)}
     write_json(results := run_dir / "results.json", res)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
           f"{res['steps']} rollout batches; clipped fraction of tokens {res['clip_fraction_mean']}; monitor corrections: {len(res['monitor_events'])}; wrote {results}")
