@@ -364,6 +364,33 @@ class JudgeConfig:
 
 
 @dataclass
+class LMHarnessConfig:
+    """LM-Harness through lm_eval (benchmark ``lm_harness``, evaluation/lm_harness.py): which protocols and tasks."""
+
+    protocols: List[str] = field(default_factory=lambda: ["harness_default"])  # harness_default (GPM paper Tables 8-9: lm_eval's task defaults) | open_llm_v1 (Tables 10-11: Open LLM Leaderboard v1 shots and metrics); several run one after another
+    tasks: List[str] = field(default_factory=list)  # [] = the paper's six: arc_challenge, truthfulqa_mc2, winogrande, gsm8k, hellaswag, mmlu; another lm_eval task name runs at its own defaults
+    standin: bool = False  # run this project's local stand-ins of the six Hub-only tasks (evaluation/lm_harness_tasks): a pipeline check, not a benchmark
+    limit: Optional[float] = None  # documents per task (lm_eval's limit; < 1 = a fraction); None = all (a limited run is not comparable)
+    batch_size: Optional[int] = None  # lm_eval's batch size; None = benchmark.batch_size
+    include_path: Optional[str] = None  # a directory of your own lm_eval task YAMLs, found by name in `tasks`
+    apply_chat_template: bool = False  # prompts through the policy's chat template (off in lm_eval's defaults and in both protocols)
+
+    def __post_init__(self):
+        from evaluation.lm_harness import PROTOCOLS
+
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad or not self.protocols or len(set(self.protocols)) < len(self.protocols):
+            raise GprlError(f"benchmark.lm_harness.protocols must be distinct names from {', '.join(PROTOCOLS)}, "
+                            f"got {list(self.protocols)}")
+        if len(set(self.tasks)) < len(self.tasks):
+            raise GprlError(f"benchmark.lm_harness.tasks names a task twice: {list(self.tasks)}")
+        if self.limit is not None and not self.limit > 0:
+            raise GprlError(f"benchmark.lm_harness.limit must be > 0 (documents, or a fraction < 1) or null, got {self.limit}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise GprlError(f"benchmark.lm_harness.batch_size must be >= 1 or null, got {self.batch_size}")
+
+
+@dataclass
 class BenchmarkConfig:
     """Policy benchmarks (``evaluation.BENCHMARKS``): task ``benchmark`` for any saved policy, or the end of a policy
     run when ``policy_eval.benchmarks`` names some. Decoding settings left at None are the benchmark's own."""
@@ -380,6 +407,7 @@ class BenchmarkConfig:
     batch_size: int = 16  # prompts per generation batch
     use_vllm: bool = False  # generate with vLLM (GPU nodes, `pip install -e .[gpu]`); not run here
     empty_outputs: str = "error"  # an empty answer: error (stop with a message) | lose (judged as a loss without a judge call)
+    lm_harness: LMHarnessConfig = field(default_factory=LMHarnessConfig)  # benchmark lm_harness: protocols, tasks, local stand-ins
     arena_hard_version: str = "v0.1"  # arena_hard: v0.1 (500 questions, gpt-4-0314 baseline) | v2.0 (its 500 hard prompts, o3-mini baseline)
     wildbench_tasks: str = "allenai/WildBench"  # wildbench: the Hub dataset (config v2, split test) | local (the small committed task file) | a jsonl of the same format
     wildbench_references: Optional[List[str]] = None  # wildbench: WB-Reward reference models (None = its three, or a local file's own references)

@@ -4,6 +4,8 @@
     python run.py +experiment=benchmark benchmark.policy=meta-llama/Meta-Llama-3-8B-Instruct \\
         benchmark.split=all judge=gpt4_turbo                                                   # the leaderboard's judge
     python run.py +experiment=benchmark benchmark.outputs=Meta-Llama-3-8B-Instruct             # a shipped model's answers
+    python run.py +experiment=benchmark benchmark.policy=outputs/alpaca_gpo/k=4 "benchmark.names=[lm_harness]"
+                                                                     # every iteration of a GPO/SPPO run, as iter<N>/
 
 Answers and judgments are cached: re-running makes neither again. A finished run directory is never redone.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gprl.config import RunConfig
+from gprl.provenance import git_commit
 from gprl.rundir import config_fingerprint, read_finished
 from gprl.tasks import TASKS
 from gprl.tasks.common import wandb_run, write_json
@@ -20,19 +23,28 @@ from gprl.tasks.common import wandb_run, write_json
 
 @TASKS.register("benchmark")
 def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
-    from evaluation.benchmark import format_result, run_benchmarks
+    from evaluation.benchmark import format_result, run_benchmarks, targets
 
     results = run_dir / "results.json"
     if (res := read_finished(results)) is not None:
         print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        for r in res["benchmarks"].values():
-            print(format_result(r))
+        for b in ([res["benchmarks"]] if "iterations" not in res else res["benchmarks"].values()):
+            for r in b.values():
+                print(format_result(r))
         return res
-    with wandb_run(cfg, run_dir, "benchmark") as run:
-        out = run_benchmarks(cfg, run_dir, cfg.benchmark.names, wandb_run=run)
     from gprl.tasks.policy import benchmark_metrics
 
-    res = {"task": "benchmark", "benchmarks": out, "metrics": benchmark_metrics(out), "seed": cfg.seed,
+    parts = targets(cfg)  # one policy, or every iteration of a GPO/SPPO run (read as iter<N>/, as train_po writes)
+    with wandb_run(cfg, run_dir, "benchmark") as run:
+        if parts[0][0] == "":
+            out = run_benchmarks(cfg, run_dir, cfg.benchmark.names, policy=parts[0][1], wandb_run=run)
+            metrics, extra = benchmark_metrics(out), {}
+        else:
+            out = {it: run_benchmarks(cfg, run_dir / it, cfg.benchmark.names, policy=pol, wandb_run=run)
+                   for it, pol in parts}
+            metrics = {k: v for it, b in out.items() for k, v in benchmark_metrics(b, f"{it}/").items()}
+            extra = {"iterations": [it for it, _ in parts], "policy_run": cfg.benchmark.policy}
+    res = {"task": "benchmark", "benchmarks": out, "metrics": metrics, **extra, "seed": cfg.seed, "git_commit": git_commit(),
            "config_fingerprint": config_fingerprint(cfg)}
     write_json(results, res)
     return res

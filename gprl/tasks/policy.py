@@ -29,11 +29,13 @@ def prepare(cfg: RunConfig):
     if cfg.policy_eval.enabled:
         judge_dir(cfg)
     if cfg.policy_eval.benchmarks:  # the benchmarks' judge before any training: a missing API key stops here
+        from evaluation import BENCHMARKS
         from evaluation.benchmark import preflight
         from evaluation.judges import build
 
         preflight(cfg, cfg.policy_eval.benchmarks)
-        build(cfg)
+        if any(getattr(BENCHMARKS.get(n), "judged", True) for n in cfg.policy_eval.benchmarks):  # lm_harness: none
+            build(cfg)
     return rm_dir, load_reward_model(cfg, rm_dir)
 
 
