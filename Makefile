@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11
+.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -54,8 +54,11 @@ policy-experiments: policy
 SCALE ?= offline
 LAUNCHER ?=
 TABLE_RESULTS = $(if $(filter offline,$(SCALE)),results,outputs/tables-smoke)
-reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11: reproduce-table%: $(STAMP)
+reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11: reproduce-table%: $(STAMP)
 	$(PY) -m gprl.tables run experiments/table$*.yaml --scale $(SCALE) --results $(TABLE_RESULTS) $(if $(LAUNCHER),--launcher $(LAUNCHER))
+# GPRL's headline comparison (experiments/gprl_main.yaml): GPRL vs SimPO, SPPO, DPO, GRPO on four policy benchmarks
+reproduce-gprl: $(STAMP)
+	$(PY) -m gprl.tables run experiments/gprl_main.yaml --scale $(SCALE) --results $(TABLE_RESULTS) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
 # the preference world (gprl/world, docs/world.md): every algorithm against a gold oracle. SCALE=full (default here)
 # writes results/world/; SCALE=smoke runs the same in minutes into outputs/world-smoke/

@@ -166,6 +166,31 @@ def check_empty(texts: list[str], cfg, where: str) -> list[int]:
     return empty
 
 
+def judge_config(option: str):
+    """``conf/judge/<option>.yaml`` as a JudgeConfig: a benchmark's own judge (``benchmark.judges``)."""
+    import yaml
+
+    from gprl.config import JudgeConfig, SourceConfig
+
+    d = Path(__file__).resolve().parents[1] / "conf" / "judge"
+    f = d / f"{option}.yaml"
+    if not f.exists():
+        raise GprlError(f"benchmark.judges: no judge config {option!r}; known: {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}")
+    raw = yaml.safe_load(f.read_text()) or {}
+    if isinstance(raw.get("train"), dict):
+        raw["train"] = SourceConfig(**raw["train"])
+    return JudgeConfig(**raw)
+
+
+def for_benchmark(cfg, name: str):
+    """The run's config as benchmark ``name`` sees it: its own judge if ``benchmark.judges`` names one (e.g. a
+    single-answer judge for MT-Bench beside a pairwise one for the others), else ``judge``."""
+    import dataclasses
+
+    option = (cfg.benchmark.judges or {}).get(name)
+    return cfg if option is None else dataclasses.replace(cfg, judge=judge_config(option))
+
+
 def preflight(cfg, names: list[str]) -> None:
     """Each benchmark's own check of its judge (a benchmark function's ``preflight`` attribute), before any work: a
     missing API key, or a judge that cannot serve the benchmark (a pairwise reward model for single-answer grading),
@@ -175,7 +200,7 @@ def preflight(cfg, names: list[str]) -> None:
     for name in names:
         check = getattr(BENCHMARKS.get(name), "preflight", None)
         if check is not None:
-            check(cfg)
+            check(for_benchmark(cfg, name))
 
 
 def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = None, wandb_run=None) -> dict:
@@ -195,7 +220,7 @@ def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = No
             print(f"[gprl] {f} exists: {name} is finished (delete it to redo)")
         else:
             t0 = time.time()
-            res = BENCHMARKS.get(name)(cfg, answers, d)
+            res = BENCHMARKS.get(name)(for_benchmark(cfg, name), answers, d)
             res.update({"benchmark": name, "generator": answers.generator, "policy": answers.policy,
                         "outputs": answers.outputs, "minutes": round((time.time() - t0) / 60, 2),
                         "git_commit": git_commit(), "versions": versions()})

@@ -412,6 +412,7 @@ class BenchmarkConfig:
     wildbench_tasks: str = "allenai/WildBench"  # wildbench: the Hub dataset (config v2, split test) | local (the small committed task file) | a jsonl of the same format
     wildbench_references: Optional[List[str]] = None  # wildbench: WB-Reward reference models (None = its three, or a local file's own references)
     wildbench_k: int = 500  # wildbench: WB-Reward length penalty K in characters (-1 = none)
+    judges: Dict[str, str] = field(default_factory=dict)  # a benchmark's own judge (a conf/judge option) over `judge`, e.g. {mt_bench: hf_local_laptop}
 
     def __post_init__(self):
         from evaluation import BENCHMARKS
@@ -432,6 +433,8 @@ class BenchmarkConfig:
             raise GprlError(f"benchmark.batch_size must be >= 1, got {self.batch_size}")
         if self.arena_hard_version not in ("v0.1", "v2.0"):
             raise GprlError(f"benchmark.arena_hard_version must be v0.1 or v2.0, got {self.arena_hard_version!r}")
+        for n in self.judges or {}:
+            BENCHMARKS.get(n)
 
 
 @dataclass

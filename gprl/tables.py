@@ -230,7 +230,7 @@ def collect(m: Manifest, scale: str, out_root: Path, results_dir: Path, cmdline:
                 rec["ours_gain"] = None if (not vals or not bvals) else round(mean - _stats(bvals)[0], 2)
             table.append(rec)
     results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"table{m.table}" + ("" if scale == "offline" else f"_{scale}")
+    stem = (f"table{m.table}" if m.table[:1].isdigit() else m.table) + ("" if scale == "offline" else f"_{scale}")
     cols = ["row", "metric", "paper", "ours_mean", "ours_std", "delta", "paper_gain", "ours_gain", "seeds"]
     csv_path, md_path = results_dir / f"{stem}.csv", results_dir / f"{stem}.md"
     with csv_path.open("w", newline="") as f:

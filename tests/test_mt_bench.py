@@ -180,3 +180,16 @@ def test_table_prints_raw_scores_and_says_not_measured(tmp_path):
     assert "| a | score | — | 7.25 |" in text and "| a | unparsed | — | 3.00 |" in text
     assert "| b | score | — | not measured |" in text and "| b | unparsed | — | 160.00 |" in text
     assert "| c | score | — | missing |" in text
+
+
+def test_a_benchmark_can_have_its_own_judge():
+    """benchmark.judges: MT-Bench graded by a single-answer judge while the pairwise benchmarks keep ``judge``."""
+    from evaluation.benchmark import for_benchmark
+    from gprl import GprlError
+
+    cfg = run_config(["+experiment=benchmark", "benchmark.outputs=x", "judge=offline_rm", "+benchmark.judges.mt_bench=hf_local_tiny"])
+    assert (for_benchmark(cfg, "mt_bench").judge.kind, for_benchmark(cfg, "mt_bench").judge.model) == ("hf_local", "tiny:64x2")
+    assert for_benchmark(cfg, "arena_hard").judge.name == "offline_rm" and cfg.judge.name == "offline_rm"
+    bad = run_config(["+experiment=benchmark", "benchmark.outputs=x", "+benchmark.judges.mt_bench=nope"])
+    with pytest.raises(GprlError, match="no judge config 'nope'"):
+        for_benchmark(bad, "mt_bench")

@@ -14,7 +14,7 @@ from gprl.data.cyclic import RMB_ASPECTS, UF_ASPECTS, find_cycle
 from gprl.tables import Manifest, collect, overrides, run, sweep_dir
 from tests.helpers import ROOT, run_config, tiny_overrides
 
-MANIFESTS = sorted((ROOT / "experiments").glob("table*.yaml"))
+MANIFESTS = sorted((ROOT / "experiments").glob("*.yaml"))
 CTX = DataContext((ROOT / ".." / "shared" / "data").resolve(), ROOT)
 
 
@@ -33,12 +33,12 @@ def test_every_manifest_row_composes(path, scale, row_id):
     o = [o for o in overrides(m, scale, row, ROOT / "multirun") if not o.startswith("hydra.")]
     cfg = run_config(o + [f"seed={m.seeds_for(scale)[0]}"])
     keys = set(m.metrics_for(scale).values())
-    read = {k.split("/")[0] for k in keys if k.startswith(("alpaca_eval2/", "lm_harness/"))}
+    read = {k.split("/")[0] for k in keys if k.startswith(("alpaca_eval2/", "lm_harness/", "mt_bench/", "arena_hard/", "wildbench/"))}
     if read:  # a policy table: every row must produce the benchmark it reads
         asked = cfg.benchmark.names if cfg.task == "benchmark" else cfg.policy_eval.benchmarks
-        assert cfg.task in ("benchmark", "train_po") and set(asked) == read
+        assert cfg.task in ("benchmark", "train_po", "train_rl") and set(asked) == read
         # iteration rows read iter<N>/ of a PO run, or of a benchmark run over one (policy_of: its sweep directory)
-        assert (row.metric_prefix == "") == (cfg.task == "benchmark" and not row.policy_of)
+        assert (row.metric_prefix == "") == (cfg.task in ("benchmark", "train_rl") and not row.policy_of)
     else:
         assert cfg.task == "train_rm"
     labels = set(m.metrics_for(scale))
