@@ -8,13 +8,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Config fields added after artefacts were first cached under these fingerprints. At the value that reproduces the
+# old behaviour they are left out of the hash, so adding a field never invalidates a cache (any other value does).
+ADDED_LATER: dict[str, dict[str, object]] = {
+    "AlgoConfig": {"head_lr": None, "cache_features": False},
+    "SourceConfig": {"max_text_chars": 100_000},
+}
+
+
+def _plain(x):
+    """``dataclasses.asdict`` without the ADDED_LATER fields at their old-behaviour values."""
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(x) and not isinstance(x, type):
+        added = ADDED_LATER.get(type(x).__name__, {})
+        return {f.name: _plain(getattr(x, f.name)) for f in fields(x)
+                if not (f.name in added and getattr(x, f.name) == added[f.name])}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
 def fingerprint(*parts) -> str:
     """A short stable hash of configs and values (dataclasses as dicts): names cached artefacts by what made them."""
     import hashlib
     import json
-    from dataclasses import asdict, is_dataclass
 
-    blob = json.dumps([asdict(p) if is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    blob = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

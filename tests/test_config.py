@@ -130,3 +130,22 @@ def test_multirun_flag_may_follow_overrides():
 
     assert run.hoist_multirun_flag(["run.py", "+experiment=x", "-m", "k=2,4"]) == ["run.py", "-m", "+experiment=x", "k=2,4"]
     assert run.hoist_multirun_flag(["run.py", "k=1"]) == ["run.py", "k=1"]
+
+
+def test_config_fields_added_later_leave_cache_keys_unchanged():
+    """Cached reward models and judges are named by a fingerprint of their configs: a field added later, at the
+    value that reproduces the old behaviour, must not rename (and so retrain) them; another value must."""
+    from dataclasses import asdict
+
+    from gprl.config import AlgoConfig, DataConfig, SourceConfig
+    from gprl.provenance import fingerprint
+
+    def without(d: dict, *keys) -> dict:
+        return {k: (without(v, *keys) if isinstance(v, dict) else v) for k, v in d.items() if k not in keys}
+
+    assert fingerprint(SourceConfig()) == fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
+    assert fingerprint(DataConfig()) == fingerprint(without(asdict(DataConfig()), "max_text_chars"))  # nested
+    assert fingerprint(SourceConfig(max_text_chars=10)) != fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
+    old_algo = without(asdict(AlgoConfig()), "head_lr", "cache_features")
+    assert fingerprint(AlgoConfig()) == fingerprint(old_algo)
+    assert fingerprint(AlgoConfig(head_lr=1e-3)) != fingerprint(old_algo)

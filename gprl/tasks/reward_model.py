@@ -226,9 +226,6 @@ def eval_rm(cfg: RunConfig, run_dir: Path) -> dict:
     return res
 
 
-_ALGO_ADDED = {("head_lr", None), ("cache_features", False)}  # algo fields added later, at their defaults
-
-
 def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
     """The reward model a policy run uses: ``reward_model.path`` if set, else one trained with this run's k,
     model, reward_model, data, algo and seed, once, under ``<paths.cache>/<kind>/<fingerprint>`` (a file lock
@@ -241,8 +238,8 @@ def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
         return Path(cfg.reward_model.path)
     # its own metrics.jsonl in the cache directory; the policy run owns the W&B run
     cfg = dataclasses.replace(cfg, logger=dataclasses.replace(cfg.logger, wandb=False))
-    algo = {k: v for k, v in dataclasses.asdict(cfg.algo).items() if (k, v) not in _ALGO_ADDED}  # earlier caches stay valid
-    key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, algo, cfg.paths.shared_data)
+    # fields added to the configs later leave the key as it was at their defaults (provenance.ADDED_LATER)
+    key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
     d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:
