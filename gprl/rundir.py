@@ -90,10 +90,15 @@ def _defaults() -> dict:
     return _flat(json.loads(json.dumps(asdict(RunConfig()), default=str)))
 
 
+# Fields added to the code whose default is NOT what runs made before them did: a record without the key ran with
+# this value (provenance.ADDED_LATER is the same idea for cache keys, where the old behaviour is the default).
+FORMER_VALUES = {"rl.minibatches": 1}  # before it, every rollout batch served one optimiser step
+
+
 def differences(old: dict, new: dict) -> list[str]:
-    """Keys whose values differ. A key the old record lacks counts as unchanged when it holds its schema default
-    (a field added to the code since, at its default, changes nothing that was computed); a key the code no longer
-    has is not compared."""
+    """Keys whose values differ. A key the old record lacks counts as unchanged when it holds the value runs had
+    before the field existed (FORMER_VALUES, else its schema default: a field added to the code since, at its
+    default, changes nothing that was computed); a key the code no longer has is not compared."""
     defaults = None
     out = []
     for k in sorted(new):
@@ -102,7 +107,8 @@ def differences(old: dict, new: dict) -> list[str]:
                 out.append(k)
             continue
         defaults = _defaults() if defaults is None else defaults
-        if k not in defaults or defaults[k] != new[k]:
+        before = FORMER_VALUES[k] if k in FORMER_VALUES else defaults.get(k, object())
+        if before != new[k]:
             out.append(k)
     return out
 

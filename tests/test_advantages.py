@@ -44,6 +44,19 @@ def test_gprl_with_k1_equals_grpo_at_1e6(cfg):
 
 
 @pytest.mark.parametrize("cfg", [GPRLConfig(), GPRLConfig(kappa=0.0)], ids=["shipped-defaults", "no-floor"])
+def test_gprl_with_a_k2_gpm_equals_grpo_on_its_one_axis_at_1e6(cfg):
+    """k=2 (one subspace, so one axis): GPRL's advantages equal TRL's GRPO on the GPO estimate s-hat_i."""
+    torch.manual_seed(3)
+    est = _warmed(cfg, scale=50.0)
+    for width in (1.0, 0.01):
+        v = torch.nn.functional.normalize(torch.randn(8, 2), dim=-1) * torch.tensor([1.0, width])
+        g = Group(v=v, lam=torch.tensor([1.0]), tau=0.1)
+        a, _ = est(g)
+        s_hat = (v[:, None, 0] * v[None, :, 1] - v[:, None, 1] * v[None, :, 0]).mean(1) / 0.1
+        assert torch.allclose(a, grpo_advantages(s_hat), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("cfg", [GPRLConfig(), GPRLConfig(kappa=0.0)], ids=["shipped-defaults", "no-floor"])
 def test_gprl_with_only_a_verifier_axis_equals_grpo_on_the_verifier(cfg):
     est = _warmed(cfg, scale=5.0)
     for verifier in ([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0, 0, 0, 0, 0, 0, 0], [0.2, 0.25, 0.2, 0.2, 0, 0, 0, 0]):

@@ -149,3 +149,15 @@ def test_config_fields_added_later_leave_cache_keys_unchanged():
     old_algo = without(asdict(AlgoConfig()), "head_lr", "cache_features")
     assert fingerprint(AlgoConfig()) == fingerprint(old_algo)
     assert fingerprint(AlgoConfig(head_lr=1e-3)) != fingerprint(old_algo)
+
+
+def test_a_run_made_before_minibatches_existed_is_not_the_same_settings():
+    """Runs made before rl.minibatches took one optimiser step per rollout batch: a record without the key must
+    differ from today's default 4, and match rl.minibatches=1; a key added at a default that is the old behaviour
+    changes nothing."""
+    from gprl.rundir import differences
+
+    old = {"rl.steps": 20, "algo.lr": 5e-5}
+    assert differences(old, {**old, "rl.minibatches": 4}) == ["rl.minibatches"]
+    assert differences(old, {**old, "rl.minibatches": 1}) == []
+    assert differences(old, {**old, "algo.head_lr": None}) == []

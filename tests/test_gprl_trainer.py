@@ -211,5 +211,31 @@ def test_the_clip_range_binds_only_with_several_minibatches_per_rollout(tmp_path
     clipped = [h["clip_ratio/region_mean"] for h in tr.state.log_history if "clip_ratio/region_mean" in h]
     assert len(clipped) == 2 * minibatches
     assert (max(clipped) > 0) == (minibatches > 1)
-    corr = [h for h in tr.state.log_history if "gprl/axis1_adv_len_corr" in h]
-    assert corr and all(-1 <= h["gprl/adv_len_corr"] <= 1 for h in corr)
+    assert any("gprl/axis1_adv_len_corr" in h and "gprl/adv_len_corr" in h for h in tr.state.log_history)
+
+
+def test_the_length_probe_is_pearsons_correlation():
+    import numpy as np
+
+    from gprl.trainers.gprl_trainer import _corr
+
+    x, y = torch.tensor([0.5, -1.0, 2.0, 0.1, -0.3]), torch.tensor([7.0, 3.0, 12.0, 6.0, 6.0])
+    assert _corr(x, y) == pytest.approx(float(np.corrcoef(x.numpy(), y.numpy())[0, 1]), abs=1e-6)
+    assert _corr(x, -y) == pytest.approx(-_corr(x, y))
+    assert _corr(x, torch.full((5,), 32.0)) == 0.0  # every completion at the length limit: no signal, not NaN
+
+
+def test_the_length_probe_logs_the_batchs_own_correlation(tmp_path, tiny_decoder, tiny_encoder):
+    from gprl.trainers.gprl_trainer import _corr
+
+    tr = make_trainer(tmp_path, tiny_decoder, tiny_encoder, 4, "gprl")
+    out = tr._generate_and_score_completions(GROUP)  # the tiny policy never stops early: all lengths are equal,
+    lengths = torch.tensor([3.0, 6.0, 4.0, 5.0])  # so the probe is fed lengths that vary, as real completions do
+    adv, info = tr.estimator(tr.gpm_reward.last[0])
+    tr._log_axes([info], lengths, adv)
+    logged = tr._metrics["eval"]
+    assert logged["gprl/adv_len_corr"][-1] == pytest.approx(_corr(adv, lengths))
+    for l in range(2):
+        assert logged[f"gprl/axis{l}_adv_len_corr"][-1] == pytest.approx(_corr(info["axis_adv"][l], lengths))
+    assert logged["gprl/axis0_adv_len_corr"][-1] != logged["gprl/axis1_adv_len_corr"][-1]
+    assert abs(logged["gprl/adv_len_corr"][-1]) > 0.05

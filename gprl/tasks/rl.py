@@ -45,7 +45,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[
         per_device_train_batch_size=r.prompts_per_step * r.num_generations // mb, steps_per_generation=mb,
         num_generations=r.num_generations, max_completion_length=r.max_completion_length, temperature=r.temperature,
         max_steps=r.steps * mb, learning_rate=r.lr, lr_scheduler_type="constant_with_warmup",
-        warmup_steps=min(10, max(1, r.steps // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
+        warmup_steps=min(10, max(1, r.steps * mb // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
         epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
         report_to=report, logging_steps=1, save_steps=r.save_steps * mb, seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(), use_vllm=r.use_vllm,
