@@ -2,7 +2,7 @@
 benchmark's decoding settings and cached beside the results in the benchmark's native format), the judge's
 annotator, and the run's ``results.json`` and W&B summary.
 
-    python run.py +experiment=benchmark benchmark.policy=outputs/alpaca_gprl/k=2 judge=offline_rm
+    python run.py +experiment=benchmark 'benchmark.policy="outputs/alpaca_gprl/k=2"' judge=offline_rm
     python run.py +experiment=alpaca_gprl policy_eval.benchmarks=[alpaca_eval2]     # at the end of a policy run
 
 A benchmark is ``BENCHMARKS.register(name)`` on a function ``(cfg, answers: Answers, out_dir) -> dict`` (metrics);

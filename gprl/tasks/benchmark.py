@@ -1,10 +1,10 @@
 """Task ``benchmark``: policy benchmarks (``evaluation.BENCHMARKS``) for any saved policy or given answers.
 
-    python run.py +experiment=benchmark benchmark.policy=outputs/alpaca_gprl/k=2             # the offline judge
+    python run.py +experiment=benchmark 'benchmark.policy="outputs/alpaca_gprl/k=2"'             # the offline judge
     python run.py +experiment=benchmark benchmark.policy=meta-llama/Meta-Llama-3-8B-Instruct \\
         benchmark.split=all judge=gpt4_turbo                                                   # the leaderboard's judge
     python run.py +experiment=benchmark benchmark.outputs=Meta-Llama-3-8B-Instruct             # a shipped model's answers
-    python run.py +experiment=benchmark benchmark.policy=outputs/alpaca_gpo/k=4 "benchmark.names=[lm_harness]"
+    python run.py +experiment=benchmark 'benchmark.policy="outputs/alpaca_gpo/k=4"' "benchmark.names=[lm_harness]"
                                                                      # every iteration of a GPO/SPPO run, as iter<N>/
 
 Answers and judgments are cached: re-running makes neither again. A finished run directory is never redone.
