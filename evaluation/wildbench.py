@@ -184,7 +184,7 @@ def wb_score(items: list[dict]) -> dict:
         for g in it["groups"]:
             per.setdefault(g, []).append(it["score"])
     cat = {g: (sum(v) / len(v) - 5) * 2 for g, v in per.items()}
-    macro = sum(cat[g] * WEIGHTS[g] for g in cat) / sum(WEIGHTS.values())
+    macro = task_macro(cat)
     mean = sum(scores) / len(scores)
     return {"wb_score": (mean - 5) * 2 * 10, "wb_score_task_macro": macro * 10, "raw_score": mean,
             "per_group": {g: v * 10 for g, v in sorted(cat.items())}, "n": len(scores)}
