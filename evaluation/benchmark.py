@@ -143,7 +143,8 @@ def answers_for(cfg, answers: Answers, prompts: list[str], dec: dict, out_file: 
     """Answers to ``prompts`` from a policy, generated once: ``out_file`` (native format, written by the caller) and
     its ``.meta.json`` fingerprint are reused when the policy, prompts and decoding are the same."""
     meta = out_file.with_name(out_file.name + ".meta.json")
-    key = fingerprint(answers.policy, prompts, dec, cfg.seed, cfg.benchmark.use_vllm)
+    # the batch size too: answers are sampled batch by batch from one seed
+    key = fingerprint(answers.policy, prompts, dec, cfg.seed, cfg.benchmark.use_vllm, cfg.benchmark.batch_size)
     cached = out_file.with_name(out_file.name + ".answers.json")
     if cached.exists() and meta.exists() and json.loads(meta.read_text()).get("fingerprint") == key:
         print(f"[gprl] reusing {len(prompts)} answers in {out_file} (same policy, prompts and decoding)")

@@ -39,8 +39,9 @@ LOCK = ".lock"
 RESULTS = "results.json"
 
 # keys that never change what a run computes (where its output goes, how it is logged, forward-pass batch sizes):
-# the same idea as hydra.job.config.override_dirname.exclude_keys in conf/config.yaml, whose keys run.py adds
-ALWAYS_EXCLUDED = ("name", "logger", "paths", "eval.batch_size", "judge.batch_size", "benchmark.batch_size")
+# the same idea as hydra.job.config.override_dirname.exclude_keys in conf/config.yaml, whose keys run.py adds.
+# Not benchmark.batch_size: answers are sampled batch by batch from one seed, so the batch size changes them.
+ALWAYS_EXCLUDED = ("name", "logger", "paths", "eval.batch_size", "judge.batch_size")
 # config groups a task never reads
 UNUSED_BY_TASK = {
     "train_rm": ("policy", "rl", "po", "policy_eval", "benchmark", "judge"),
