@@ -156,9 +156,8 @@ def _run_row(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | 
         _run_row(other, scale, ref, out_root, launcher, f"{at}, its policies: table {other.table} row {ref.id}")
     cmd = command(m, scale, row, out_root, launcher)
     d = sweep_dir(m, scale, row, out_root)
-    if len(list(d.glob("*/results.json"))) >= len(m.seeds_for(scale)):  # rows sharing a finished run
-        print(f"[tables] table {m.table} ({scale}) row {at}: finished in {d}", flush=True)
-        return
+    # always through run.py, even when every seed has results: it alone decides whether a finished run was made
+    # with these settings (then it is shown, not redone) or with others (then it stops with one line)
     d.mkdir(parents=True, exist_ok=True)
     (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
     print(f"[tables] table {m.table} ({scale}) row {at}: {' '.join(cmd[1:])}", flush=True)

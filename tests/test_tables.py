@@ -285,3 +285,24 @@ def test_lm_harness_tables_benchmark_table4s_policies_and_share_runs():
     assert paper[9]["gpo-bt8b-iter3"]["Avg"] == 59.25 and paper[9]["gpo-gpm2b-iter1"]["Avg"] == 57.72
     assert paper[10]["base"] == {"Avg": 68.30, "GSM8k": 76.04} and paper[10]["sppo-bt8b-iter2"]["Avg"] == 70.08
     assert paper[11]["gpo-bt8b-iter1"]["Avg"] == 69.94 and paper[11]["gpo-gpm8b-iter3"]["Avg"] == 68.94
+
+
+def test_a_finished_row_still_goes_through_run_py(tmp_path, monkeypatch):
+    """The table runner never decides on its own that a row is done: run.py alone compares a finished run's
+    settings with the row's (showing it when they match, stopping with one line when they differ; the latter is
+    tests/test_reliability.py's changed-settings test). Before, a row with results.json for every seed was skipped,
+    so a changed default republished old runs."""
+    import subprocess
+
+    import gprl.tables as tables
+
+    m = Manifest.load(ROOT / "experiments" / "table1.yaml")
+    row = m.rows_for("smoke")[0]
+    d = sweep_dir(m, "smoke", row, tmp_path)
+    for s in m.seeds_for("smoke"):  # every seed finished
+        (d / f"seed={s}").mkdir(parents=True)
+        (d / f"seed={s}" / "results.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(tables.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    tables._run_row(m, "smoke", row, tmp_path, None, "1/1")
+    assert len(calls) == 1 and calls[0][1].endswith("run.py") and f"hydra.sweep.dir={d}" in calls[0]
