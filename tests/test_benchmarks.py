@@ -147,10 +147,13 @@ def test_official_judge_replays_a_shipped_models_win_rate(tmp_path):
     assert res["metrics"]["win_rate"] == pytest.approx(17.188240356708075, abs=0.01) and res["n_unparsed"] == 0
 
 
-def test_local_hf_judge_runs_and_an_all_unparseable_judge_is_one_line(tmp_path, tiny_decoder):
-    """An untrained local chat model as judge: every verdict is unparseable, counted, and the run stops clearly."""
+@pytest.mark.parametrize("model", ["dir", "tiny:32x2"])
+def test_local_hf_judge_runs_and_an_all_unparseable_judge_is_one_line(tmp_path, tiny_decoder, model):
+    """An untrained local chat model as judge (a directory, or a laptop-policy name as the text-verdict judges take
+    it): every verdict is unparseable, counted, and the run stops clearly."""
+    model = tiny_decoder if model == "dir" else model
     p = run_cli(["+experiment=benchmark", "benchmark.outputs=claude-2", "benchmark.max_instances=3", "judge=hf_local",
-                 f"judge.model={tiny_decoder}", "judge.max_tokens=5", "logger=none", f"paths.cache={tmp_path / 'cache'}",
+                 f"judge.model={model}", "judge.max_tokens=5", "logger=none", f"paths.cache={tmp_path / 'cache'}",
                  f"hydra.run.dir={tmp_path / 'run'}"])
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "no usable preference for any of 3 instructions (3 unparseable)" in p.stderr

@@ -32,10 +32,15 @@ def hf_local_judge(cfg) -> Annotator:
     loaded = []
 
     def completions(prompts, **_):
+        from pathlib import Path
+
+        from gprl.models.tiny import resolve_policy
+        from gprl.tasks.common import data_context
         from gprl.tasks.policy import load_policy
 
-        if not loaded:
-            loaded.extend(load_policy(j.model))
+        if not loaded:  # a directory, a Hub name or a laptop policy (tiny-sft:HxL), as the text-verdict judges take
+            cache = Path(cfg.paths.root or ".") / cfg.paths.cache
+            loaded.extend(load_policy(str(resolve_policy(j.model, cache, data_context(cfg).shared_data))))
         model, tok = loaded
         texts = [_chat(tok, p) for p in prompts]
         side, tok.padding_side = tok.padding_side, "left"
