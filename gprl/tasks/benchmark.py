@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gprl.config import RunConfig
 from gprl.provenance import git_commit
-from gprl.rundir import config_fingerprint, read_finished
+from gprl.rundir import config_fingerprint
 from gprl.tasks import TASKS
 from gprl.tasks.common import wandb_run, write_json
 
@@ -25,15 +25,13 @@ from gprl.tasks.common import wandb_run, write_json
 def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
     from evaluation.benchmark import format_result, run_benchmarks, targets
 
-    results = run_dir / "results.json"
-    if (res := read_finished(results)) is not None:
-        print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
+    from gprl.tasks.policy import benchmark_metrics, finished
+
+    if (res := finished(run_dir)) is not None:
         for b in ([res["benchmarks"]] if "iterations" not in res else res["benchmarks"].values()):
             for r in b.values():
                 print(format_result(r))
         return res
-    from gprl.tasks.policy import benchmark_metrics
-
     parts = targets(cfg)  # one policy, or every iteration of a GPO/SPPO run (read as iter<N>/, as train_po writes)
     with wandb_run(cfg, run_dir, "benchmark") as run:
         if parts[0][0] == "":
@@ -46,5 +44,5 @@ def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
             extra = {"iterations": [it for it, _ in parts], "policy_run": cfg.benchmark.policy}
     res = {"task": "benchmark", "benchmarks": out, "metrics": metrics, **extra, "seed": cfg.seed, "git_commit": git_commit(),
            "config_fingerprint": config_fingerprint(cfg)}
-    write_json(results, res)
+    write_json(run_dir / "results.json", res)
     return res
