@@ -99,6 +99,17 @@ def _sources(cfg) -> list[tuple[str, object]]:
     return out
 
 
+def _judges(cfg) -> list:
+    """(where, JudgeConfig) for every judge the run's benchmarks will call: ``judge``, or a benchmark's own judge
+    (``benchmark.judges``) for the benchmarks that have one."""
+    from evaluation.benchmark import judge_config
+
+    names = cfg.benchmark.names if cfg.task == "benchmark" else cfg.policy_eval.benchmarks
+    own = {n: o for n, o in (cfg.benchmark.judges or {}).items() if n in names}
+    out = [("judge", cfg.judge)] if set(names) - set(own) else []
+    return out + [(f"benchmark.judges.{n} ({o})", judge_config(o)) for n, o in sorted(own.items())]
+
+
 def check_inputs(cfg) -> None:
     """Raise one GprlError for the first thing ``cfg``'s task could not read; return quietly otherwise."""
     from gprl.tasks.common import data_context
@@ -116,14 +127,13 @@ def check_inputs(cfg) -> None:
     if task == "benchmark" and cfg.benchmark.policy:
         check_model(cfg.benchmark.policy, "benchmark.policy")
     if task == "benchmark" or (policy_task and cfg.policy_eval.benchmarks):
-        j = cfg.judge
-        if j.kind == "reward_model":
-            check_model(j.path, "judge.path")
-        if j.kind == "hf_local":
-            check_model(j.model, "judge.model")
-        if j.kind == "api" and not os.environ.get(j.api_key_env):
-            raise GprlError(f"judge {j.name!r} needs an API key in the environment variable {j.api_key_env} "
-                            f"(keys are read from the environment only, never from a config)")
+        for what, j in _judges(cfg):
+            if j.kind == "reward_model":
+                check_model(j.path, f"{what}.path")
+            if j.kind == "hf_local":
+                check_model(j.model, f"{what}.model")
+            if j.kind == "api":
+                j.api_key()
     sources = _sources(cfg)
     if sources:
         ctx = data_context(cfg)  # the shared data folder must exist

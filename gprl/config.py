@@ -8,6 +8,7 @@ Every field carries a one-line comment.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -342,6 +343,14 @@ class JudgeConfig:
     models: Dict[str, str] = field(default_factory=dict)  # api: the model per benchmark (mt_bench, arena_hard, wildbench_score, wildbench_reward), over `model`; e.g. each paper's judge
     prices: Optional[List[float]] = None  # api: USD per million input and output tokens for the cost estimate printed before calls (None = the model's list price if known)
     parallel: int = 8  # api: concurrent requests of the text-verdict benchmarks (MT-Bench, Arena-Hard, WildBench)
+
+    def api_key(self) -> str:
+        """The API key from the environment (kind api), or one clear message naming the variable."""
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise GprlError(f"judge {self.name!r} needs an API key in the environment variable {self.api_key_env} "
+                            f"(keys are read from the environment only, never from a config)")
+        return key
 
     def __post_init__(self):
         from evaluation.judges import JUDGES

@@ -19,10 +19,7 @@ NO_CLIENT_CONFIG = "<no client config file: key from judge.api_key_env>"
 @JUDGES.register("api")
 def api_judge(cfg) -> Annotator:
     j = cfg.judge
-    key = os.environ.get(j.api_key_env)
-    if not key:
-        raise GprlError(f"judge {j.name!r} needs an API key in the environment variable {j.api_key_env} "
-                        f"(keys are read from the environment only, never from a config)")
+    key = j.api_key()
     conf = package_annotator(j.annotator)
     kw = conf.setdefault("completions_kwargs", {})
     kw["model_name"] = j.model

@@ -109,10 +109,7 @@ def build_chat_judge(cfg, benchmark: str, default_model: str | None = None) -> C
     model = (j.models or {}).get(benchmark) or j.model or default_model
     root = Path(cfg.paths.root or ".") / cfg.paths.cache / "judges" / "chat"
     if j.kind == "api":
-        key = os.environ.get(j.api_key_env)
-        if not key:
-            raise GprlError(f"judge {j.name!r} needs an API key in the environment variable {j.api_key_env} "
-                            f"(keys are read from the environment only, never from a config)")
+        j.api_key()  # a missing key stops here, before any work
         record = {"kind": "api", "name": j.name, "model": model, "base_url": j.base_url or "api.openai.com",
                   "api_key_env": j.api_key_env}
         prices = tuple(j.prices) if j.prices else PRICES.get(model)
