@@ -209,15 +209,19 @@ def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = No
     ``run_dir/benchmarks/<name>/results.json``; the headline metrics go to the W&B run summary."""
     from evaluation import BENCHMARKS
 
-    preflight(cfg, [n for n in names if not (run_dir / "benchmarks" / n / "results.json").exists()])
+    from gprl.rundir import read_finished
+
+    # a damaged results.json (truncated by hand or a full disk) is moved aside with one line and that benchmark redone
+    finished = {n: read_finished(run_dir / "benchmarks" / n / "results.json") for n in names}
+    preflight(cfg, [n for n in names if finished[n] is None])
     answers = resolve(cfg, policy)
     out = {}
     for name in names:
         d = run_dir / "benchmarks" / name
         d.mkdir(parents=True, exist_ok=True)
         f = d / "results.json"
-        if f.exists():
-            res = json.loads(f.read_text())
+        res = finished[name]
+        if res is not None:
             print(f"[gprl] {f} exists: {name} is finished (delete it to redo)")
         else:
             t0 = time.time()

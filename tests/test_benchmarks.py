@@ -123,7 +123,15 @@ def test_policy_answers_and_judgments_are_cached(tmp_path, tiny_decoder, judge_m
     (tmp_path / "b" / "results.json").unlink()
     third = run_cli([*args, f"hydra.run.dir={tmp_path / 'b'}"])
     assert third.returncode == 0 and "reusing 12 answers" in third.stdout
-    assert json.loads((tmp_path / "b" / "benchmarks" / "alpaca_eval2" / "results.json").read_text())["judge_calls"] == 0
+    f = tmp_path / "b" / "benchmarks" / "alpaca_eval2" / "results.json"
+    assert json.loads(f.read_text())["judge_calls"] == 0
+    # a truncated benchmark result (a full disk, an editor) is moved aside with one line and redone from the caches
+    f.write_text(f.read_text()[:40])
+    (tmp_path / "b" / "results.json").unlink()
+    fourth = run_cli([*args, f"hydra.run.dir={tmp_path / 'b'}"])
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    assert "is damaged (JSONDecodeError): moved it to results.json.damaged" in fourth.stdout
+    assert json.loads(f.read_text())["metrics"]["win_rate"] == pytest.approx(a["metrics"]["win_rate"], abs=1e-9)
 
 
 def test_empty_answers_stop_the_run_or_lose(tmp_path, judge_model):
