@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test,eval]"
+	$(PY) -m pip install -q -e ".[test,eval,dashboard]"
 	touch $(STAMP)
 
 # one command: gprl, its tests and the evaluator packages (alpaca-eval 0.6.6 needs setuptools<81 to import, pinned

@@ -204,9 +204,9 @@ def preflight(cfg, names: list[str]) -> None:
             check(for_benchmark(cfg, name))
 
 
-def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = None, wandb_run=None) -> dict:
+def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = None) -> dict:
     """Every benchmark in ``names`` on one policy (or on ``benchmark.outputs``); ``{name: metrics}``, each also in
-    ``run_dir/benchmarks/<name>/results.json``; the headline metrics go to the W&B run summary."""
+    ``run_dir/benchmarks/<name>/results.json`` (the task puts them in the W&B run summary with its results)."""
     from evaluation import BENCHMARKS
 
     from gprl.rundir import read_finished
@@ -232,8 +232,6 @@ def run_benchmarks(cfg, run_dir: Path, names: list[str], policy: str | None = No
             write_json(f, res)
         print(format_result(res))
         out[name] = res
-        if wandb_run is not None:
-            wandb_run.summary.update({f"benchmark/{name}/{k}": v for k, v in res.get("headline", {}).items()})
     return out
 
 

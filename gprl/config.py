@@ -179,7 +179,9 @@ class LoggerConfig:
     mode: str = "offline"  # wandb mode: offline | online | disabled (offline syncs later with `wandb sync`)
     project: str = "gprl"  # wandb project
     entity: Optional[str] = None  # wandb entity (team)
-    tags: List[str] = field(default_factory=list)  # wandb tags
+    tags: List[str] = field(default_factory=list)  # extra wandb tags (algorithm:, k:, model:, data:, scale: are added)
+    group: Optional[str] = None  # wandb group (the sweep the run belongs to); None = the run name `name`
+    scale: Optional[str] = None  # scale label for the scale: tag (offline, smoke, cluster_gemma, ...); gprl.tables sets it
 
     def __post_init__(self):
         if self.mode not in ("offline", "online", "disabled"):

@@ -132,13 +132,6 @@ def evaluate_policy(cfg: RunConfig, initial: str, trained: str, run_dir: Path) -
     return res
 
 
-def log_summary(run, res: dict | None) -> None:
-    """Put the evaluation's headline numbers in the W&B run summary (for dashboards comparing runs)."""
-    if run is not None and res:
-        run.summary.update({f"policy_eval/{k}": res[k] for k in ("win_rate", "stderr", "mean_words_trained",
-                                                                   "mean_words_initial", "trained_longer")})
-
-
 def _short(path: str) -> str:
     p = Path(path)
     return f"{p.parent.parent.name}/{p.parent.name}" if p.name == "model" else p.name

@@ -146,7 +146,7 @@ def sweep_dir(m: Manifest, scale: str, row: Row, out_root: Path) -> Path:
 def command(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | None = None) -> list[str]:
     seeds = ",".join(str(s) for s in m.seeds_for(scale))
     cmd = [sys.executable, str(ROOT / "run.py"), "-m", *overrides(m, scale, row, out_root),
-           f"seed={seeds}", f"hydra.sweep.dir={sweep_dir(m, scale, row, out_root)}"]
+           f"seed={seeds}", f"logger.scale={scale}", f"hydra.sweep.dir={sweep_dir(m, scale, row, out_root)}"]
     return cmd + ([f"launcher={launcher}"] if launcher else [])
 
 

@@ -18,7 +18,7 @@ from gprl.config import RunConfig
 from gprl.provenance import git_commit
 from gprl.rundir import config_fingerprint
 from gprl.tasks import TASKS
-from gprl.tasks.common import wandb_run, write_json
+from gprl.tasks.common import wandb_run, write_results
 
 
 @TASKS.register("benchmark")
@@ -33,16 +33,16 @@ def benchmark(cfg: RunConfig, run_dir: Path) -> dict:
                 print(format_result(r))
         return res
     parts = targets(cfg)  # one policy, or every iteration of a GPO/SPPO run (read as iter<N>/, as train_po writes)
-    with wandb_run(cfg, run_dir, "benchmark") as run:
+    with wandb_run(cfg, run_dir) as run:
         if parts[0][0] == "":
-            out = run_benchmarks(cfg, run_dir, cfg.benchmark.names, policy=parts[0][1], wandb_run=run)
+            out = run_benchmarks(cfg, run_dir, cfg.benchmark.names, policy=parts[0][1])
             metrics, extra = benchmark_metrics(out), {}
         else:
-            out = {it: run_benchmarks(cfg, run_dir / it, cfg.benchmark.names, policy=pol, wandb_run=run)
+            out = {it: run_benchmarks(cfg, run_dir / it, cfg.benchmark.names, policy=pol)
                    for it, pol in parts}
             metrics = {k: v for it, b in out.items() for k, v in benchmark_metrics(b, f"{it}/").items()}
             extra = {"iterations": [it for it, _ in parts], "policy_run": cfg.benchmark.policy}
-    res = {"task": "benchmark", "benchmarks": out, "metrics": metrics, **extra, "seed": cfg.seed, "git_commit": git_commit(),
-           "config_fingerprint": config_fingerprint(cfg)}
-    write_json(run_dir / "results.json", res)
+        res = {"task": "benchmark", "benchmarks": out, "metrics": metrics, **extra, "seed": cfg.seed, "git_commit": git_commit(),
+               "config_fingerprint": config_fingerprint(cfg)}
+        write_results(run_dir / "results.json", res, run)
     return res

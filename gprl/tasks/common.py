@@ -61,20 +61,31 @@ def write_json(path: Path, obj) -> None:
 
 
 @contextmanager
-def wandb_run(cfg: RunConfig, run_dir: Path, job_type: str):
-    """Open a W&B run when ``logger.wandb`` (offline by default); always finished, also on failure."""
+def wandb_run(cfg: RunConfig, run_dir: Path):
+    """Open a W&B run when ``logger.wandb`` (offline by default), grouped by sweep with job type and tags
+    (``gprl.runmeta.identity``); always finished, also on failure."""
     if not cfg.logger.wandb or cfg.logger.mode == "disabled":
         yield None
         return
     import wandb
     from omegaconf import OmegaConf
 
+    from gprl.runmeta import identity
+
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode,
-                     dir=str(run_dir), name=run_dir.name or cfg.name, group=cfg.name, job_type=job_type,
-                     tags=list(cfg.logger.tags), config=OmegaConf.to_container(OmegaConf.structured(cfg)),
-                     reinit="finish_previous")
+                     dir=str(run_dir), name=run_dir.name or cfg.name, **identity(cfg),
+                     config=OmegaConf.to_container(OmegaConf.structured(cfg)), reinit="finish_previous")
     try:
         yield run
     finally:
         run.finish()
+
+
+def write_results(path: Path, res: dict, run=None) -> None:
+    """A run's results.json, and its final numbers (``gprl.runmeta.final_metrics``) in the W&B run summary."""
+    from gprl.runmeta import final_metrics
+
+    write_json(path, res)
+    if run is not None:
+        run.summary.update(final_metrics(res))

@@ -23,7 +23,7 @@ from gprl.config import RunConfig
 from gprl.provenance import git_commit, versions
 from gprl.rundir import config_fingerprint
 from gprl.tasks import TASKS
-from gprl.tasks.common import data_context, wandb_run, write_json
+from gprl.tasks.common import data_context, wandb_run, write_json, write_results
 from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, peft_config, policy_benchmarks,
                                prepare, save_policy)
 
@@ -105,7 +105,7 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
 @TASKS.register("train_po")
 def train_po(cfg: RunConfig, run_dir: Path) -> dict:
     from gprl.data import load_source
-    from gprl.policy_eval import evaluate_policy, log_summary
+    from gprl.policy_eval import evaluate_policy
 
     if (done := finished(run_dir)) is not None:
         return done
@@ -121,7 +121,7 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
     print(f"[gprl] {po.loss} from {cfg.policy.backbone}: {po.iterations} iteration(s) of {po.prompts_per_iteration} "
           f"prompts (of {len(prompts)} in {po.prompts.source}:{po.prompts.split}) x K={po.num_samples} samples, reward model {rm_dir} (k={rm.spec.k})")
     history = []
-    with wandb_run(cfg, run_dir, "train_po") as run:
+    with wandb_run(cfg, run_dir) as run:
         for t in range(1, po.iterations + 1):
             it = run_dir / f"iter{t}"
             if (it / "policy" / "config.json").exists():
@@ -132,15 +132,14 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
             current = str(it / "policy")
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, start, current, run_dir) if cfg.policy_eval.enabled else None
-        log_summary(run, ev)
         # every iteration's policy, as the GPM paper's Tables 3-11 report iterations 1-3
-        bench = {f"iter{t}": policy_benchmarks(cfg, run_dir / f"iter{t}", str(run_dir / f"iter{t}" / "policy"), run)
+        bench = {f"iter{t}": policy_benchmarks(cfg, run_dir / f"iter{t}", str(run_dir / f"iter{t}" / "policy"))
                  for t in range(1, po.iterations + 1)} if cfg.policy_eval.benchmarks else {}
-    res = {"task": "train_po", "loss": po.loss, "k": rm.spec.k, "iterations": history, "policy": current,
-           "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
-           "benchmarks": bench, "metrics": {k: v for it, b in bench.items() for k, v in benchmark_metrics(b, f"{it}/").items()},
-           "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
-           "git_commit": commit, "versions": versions(), "config_fingerprint": config_fingerprint(cfg)}
-    write_json(results := run_dir / "results.json", res)
+        res = {"task": "train_po", "loss": po.loss, "k": rm.spec.k, "iterations": history, "policy": current,
+               "initial_policy": start, "reward_model": str(rm_dir), "seed": cfg.seed, "policy_eval": ev,
+               "benchmarks": bench, "metrics": {k: v for it, b in bench.items() for k, v in benchmark_metrics(b, f"{it}/").items()},
+               "train_minutes": round(train_s / 60, 1), "total_minutes": round((time.time() - t0) / 60, 1),
+               "git_commit": commit, "versions": versions(), "config_fingerprint": config_fingerprint(cfg)}
+        write_results(results := run_dir / "results.json", res, run)
     print(f"[gprl] wrote {results}")
     return res

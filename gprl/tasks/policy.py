@@ -82,14 +82,14 @@ def initial_policy(cfg: RunConfig) -> str:
     return resolve_policy(cfg.policy.backbone, root / cfg.paths.cache, data_context(cfg).shared_data)
 
 
-def policy_benchmarks(cfg: RunConfig, run_dir: Path, policy: str, run=None) -> dict:
+def policy_benchmarks(cfg: RunConfig, run_dir: Path, policy: str) -> dict:
     """``policy_eval.benchmarks`` (e.g. ``[alpaca_eval2]``) on a trained policy, into ``run_dir/benchmarks/``;
     ``{}`` when none are asked for. Settings in ``benchmark``, the judge in ``judge``."""
     if not cfg.policy_eval.benchmarks:
         return {}
     from evaluation.benchmark import run_benchmarks
 
-    return run_benchmarks(cfg, run_dir, cfg.policy_eval.benchmarks, policy=policy, wandb_run=run)
+    return run_benchmarks(cfg, run_dir, cfg.policy_eval.benchmarks, policy=policy)
 
 
 def benchmark_metrics(results: dict, prefix: str = "") -> dict:

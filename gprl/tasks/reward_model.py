@@ -18,7 +18,7 @@ from gprl.data import load_source
 from gprl.provenance import fingerprint, git_commit, versions
 from gprl.rundir import config_fingerprint, last_good_checkpoint, model_problem, move_aside, read_finished, trim_log
 from gprl.tasks import TASKS
-from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json
+from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json, write_results
 
 RESULTS = "results.json"
 
@@ -173,7 +173,7 @@ def flat_metrics(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def _report(res: dict, run_dir: Path, run) -> None:
+def _report(res: dict, run_dir: Path) -> None:
     from gprl.evaluate import format_table
 
     k = res["k"]
@@ -184,8 +184,6 @@ def _report(res: dict, run_dir: Path, run) -> None:
         rb = res[name]
         print(f"{rb['benchmark']}\n" + "  ".join(f"{k} {v:.3f}" for k, v in rb.items() if isinstance(v, float)))
     print()
-    if run is not None:
-        run.summary.update({f"eval/{r['set']}/accuracy": r["accuracy"] for r in res["sets"]})
 
 
 @TASKS.register("train_rm")
@@ -194,9 +192,9 @@ def train_rm(cfg: RunConfig, run_dir: Path) -> dict:
     results = run_dir / RESULTS
     if (res := read_finished(results)) is not None:
         print(f"[gprl] {results} exists: this run is finished (delete the run directory to redo it)")
-        _report(res, run_dir, None)
+        _report(res, run_dir)
         return res
-    with wandb_run(cfg, run_dir, "train_rm") as run:
+    with wandb_run(cfg, run_dir) as run:
         final = train(cfg, run_dir)
         if final.name != "model":
             return {}
@@ -204,8 +202,8 @@ def train_rm(cfg: RunConfig, run_dir: Path) -> dict:
 
         model = GeneralPreferenceModel.from_pretrained(final, dtype=cfg.model.dtype)
         res = evaluate_to(cfg, model, run_dir)
-        write_json(results, res)
-        _report(res, run_dir, run)
+        write_results(results, res, run)
+        _report(res, run_dir)
     return res
 
 
@@ -217,11 +215,11 @@ def eval_rm(cfg: RunConfig, run_dir: Path) -> dict:
     results = run_dir / RESULTS
     if results.exists():
         results = run_dir / f"results.{time.strftime('%Y%m%d-%H%M%S')}.json"  # keep earlier results
-    with wandb_run(cfg, run_dir, "eval_rm") as run:
+    with wandb_run(cfg, run_dir) as run:
         model = build_model(cfg)
         res = evaluate_to(cfg, model, run_dir)
-        write_json(results, res)
-        _report(res, run_dir, run)
+        write_results(results, res, run)
+        _report(res, run_dir)
     print(f"[gprl] wrote {results}")
     return res
 

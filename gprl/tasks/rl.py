@@ -20,7 +20,7 @@ from gprl.data import load_source
 from gprl.provenance import git_commit, versions
 from gprl.rundir import config_fingerprint, last_good_checkpoint, trim_log
 from gprl.tasks import TASKS
-from gprl.tasks.common import data_context, wandb_run, write_json
+from gprl.tasks.common import data_context, wandb_run, write_json, write_results
 
 
 def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[dict]):
@@ -66,7 +66,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
 
     from transformers import set_seed
 
-    from gprl.policy_eval import evaluate_policy, log_summary
+    from gprl.policy_eval import evaluate_policy
     from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, policy_benchmarks, prepare,
                                    save_policy)
 
@@ -79,7 +79,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
     policy_path = initial_policy(cfg)
     policy, tok = load_policy(policy_path, cfg.policy.dtype)
     r, final = cfg.rl, run_dir / "policy"
-    with wandb_run(cfg, run_dir, "train_rl") as run:
+    with wandb_run(cfg, run_dir) as run:
         trainer = build_trainer(cfg, run_dir, rm, policy, tok, prompts)
         if not (final / "config.json").exists():  # a finished policy is never retrained
             last = last_good_checkpoint(run_dir / "policy_checkpoints")  # a partial one (killed saving) is skipped
@@ -94,22 +94,21 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
                                                     trainer.monitor.events if trainer.monitor is not None else []})
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, policy_path, str(final), run_dir) if cfg.policy_eval.enabled else None
-        log_summary(run, ev)
-        bench = policy_benchmarks(cfg, run_dir, str(final), run)
-    saved = json.loads((run_dir / "train_log.json").read_text())
-    log, monitor = saved["log_history"], saved["monitor_events"]
-    rewards = [h["reward"] for h in log if "reward" in h]
-    clipped = [h["clip_ratio/region_mean"] for h in log if "clip_ratio/region_mean" in h]
-    opt_steps = max((h.get("step", 0) for h in log), default=0)
-    res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": opt_steps // r.minibatches,
-           "optimizer_steps": opt_steps, "minibatches": r.minibatches,
-           "clip_fraction_mean": sum(clipped) / len(clipped) if clipped else None,
-           "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
-           "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
-           "policy_eval": ev, "benchmarks": bench, "metrics": benchmark_metrics(bench), "train_minutes": round(train_s / 60, 1),
-           "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions(),
-           "config_fingerprint": config_fingerprint(cfg)}
-    write_json(results := run_dir / "results.json", res)
+        bench = policy_benchmarks(cfg, run_dir, str(final))
+        saved = json.loads((run_dir / "train_log.json").read_text())
+        log, monitor = saved["log_history"], saved["monitor_events"]
+        rewards = [h["reward"] for h in log if "reward" in h]
+        clipped = [h["clip_ratio/region_mean"] for h in log if "clip_ratio/region_mean" in h]
+        opt_steps = max((h.get("step", 0) for h in log), default=0)
+        res = {"task": "train_rl", "estimator": r.estimator, "k": rm.spec.k, "steps": opt_steps // r.minibatches,
+               "optimizer_steps": opt_steps, "minibatches": r.minibatches,
+               "clip_fraction_mean": sum(clipped) / len(clipped) if clipped else None,
+               "reward_first": rewards[0] if rewards else None, "reward_last": rewards[-1] if rewards else None,
+               "monitor_events": monitor, "reward_model": str(rm_dir), "policy": cfg.policy.backbone, "seed": cfg.seed,
+               "policy_eval": ev, "benchmarks": bench, "metrics": benchmark_metrics(bench), "train_minutes": round(train_s / 60, 1),
+               "total_minutes": round((time.time() - t0) / 60, 1), "git_commit": commit, "versions": versions(),
+               "config_fingerprint": config_fingerprint(cfg)}
+        write_results(results := run_dir / "results.json", res, run)
     print(f"[gprl] reward (the training reward model's score) {res['reward_first']} -> {res['reward_last']} over "
           f"{res['steps']} rollout batches; clipped fraction of tokens {res['clip_fraction_mean']}; monitor corrections: {len(res['monitor_events'])}; wrote {results}")
     return res

@@ -1,0 +1,3 @@
+from gprl.dashboard import main
+
+main()
