@@ -245,7 +245,7 @@ def _env() -> dict:
 
 
 def _torchrun(args: list[str], nproc: int, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "0", *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *args]  # a free port
     if nproc == 1:
         cmd = [sys.executable, *args]
     r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
