@@ -244,8 +244,10 @@ def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-def _torchrun(args: list[str], nproc: int, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *args]  # a free port
+def _torchrun(args: list[str], nproc: int, log_dir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``nproc`` processes (``--standalone``: a free port); ``log_dir``: each rank's output in its own files."""
+    logs = ["--log-dir", str(log_dir), "--redirects", "3"] if log_dir else []
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *logs, *args]
     if nproc == 1:
         cmd = [sys.executable, *args]
     r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
@@ -284,7 +286,7 @@ def test_reward_model_two_processes_equal_one_through_run_py(tmp_path, tiny_enco
     runs = {}
     for n in (1, 2):
         out = tmp_path / f"p{n}"
-        _torchrun(["run.py", *base, f"hydra.run.dir={out}"], n)
+        _torchrun(["run.py", *base, f"hydra.run.dir={out}"], n, log_dir=tmp_path / "logs")
         runs[n] = out
     loss = {n: [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()
                 if '"loss"' in line] for n, d in runs.items()}
@@ -301,3 +303,6 @@ def test_reward_model_two_processes_equal_one_through_run_py(tmp_path, tiny_enco
     assert len(list((d / "wandb").glob("offline-run-*"))) == 1  # one W&B run: rank 0's
     assert not list(d.glob("*.tmp")) and not list(d.glob("results.*.json"))
     assert len(list(d.glob("**/fingerprint.json"))) == 1
+    (rank0,), (rank1,) = (list((tmp_path / "logs").glob(f"**/attempt_0/{r}/stdout.log")) for r in (0, 1))
+    assert "Pairwise accuracy" in rank0.read_text()  # rank 0 evaluated and reported
+    assert "Pairwise accuracy" not in rank1.read_text() and "training a GPM" in rank1.read_text()  # rank 1 only trained
