@@ -4,7 +4,9 @@ every trainer, and the generation backends (transformers here, vLLM on GPU nodes
 Fast: batch arithmetic for world sizes 1, 2, 8 from the composed configs, the DeepSpeed file in every trainer's
 arguments, the guards (a process with several GPUs, indivisible batches, LoRA with ZeRO-3, vLLM not installed),
 SLURM's variables turned into torch.distributed's. Slow (``make test-slow``): two CPU processes (torchrun, gloo)
-against one with the same global batch, for reward-model training through run.py and for GPRL steps.
+against one with the same global batch, for reward-model training through run.py and for GPRL steps. Cluster
+(``make test-cluster``, a live local SLURM cluster): the same with two SLURM tasks, through submitit
+(``launcher=slurm``, ``tasks_per_node=2``) for run.py and through ``srun -n 2`` for GPRL.
 """
 
 from __future__ import annotations
@@ -306,3 +308,62 @@ def test_reward_model_two_processes_equal_one_through_run_py(tmp_path, tiny_enco
     (rank0,), (rank1,) = (list((tmp_path / "logs").glob(f"**/attempt_0/{r}/stdout.log")) for r in (0, 1))
     assert "Pairwise accuracy" in rank0.read_text()  # rank 0 evaluated and reported
     assert "Pairwise accuracy" not in rank1.read_text() and "training a GPM" in rank1.read_text()  # rank 1 only trained
+
+
+# ---- two SLURM tasks against one process (a live local cluster: slurm/local_cluster.sh up) ----------------------
+
+def _cluster_or_skip() -> None:
+    import shutil
+
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True) if shutil.which("sinfo") else None
+    if r is None or r.returncode != 0 or not r.stdout.strip():
+        pytest.skip("no SLURM cluster answers sinfo: start one with `make cluster-up` (root), or run `make test-cluster`")
+
+
+# SLURM for the local one-node cluster: no GPU request, one CPU per task, two tasks
+LOCAL_SLURM = ["launcher=slurm", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+               "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10", "hydra.launcher.tasks_per_node=2"]
+
+
+@pytest.mark.cluster
+def test_gprl_two_slurm_tasks_equal_one(tmp_path, tiny_decoder, tiny_encoder):
+    """``srun -n 2``: gprl.distributed.setup joins the tasks from SLURM's variables (no torchrun); the GPRL steps
+    equal one process's with the same global batch."""
+    _cluster_or_skip()
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out in (one, two):
+        out.mkdir()
+    _torchrun(["tests/dist_worker.py", "gprl", str(one), tiny_decoder, tiny_encoder], 1)
+    r = subprocess.run(["srun", "-n", "2", "--cpus-per-task", "1", "--mem", "4G", "--time", "10", sys.executable,
+                        "tests/dist_worker.py", "gprl", str(two), tiny_decoder, tiny_encoder],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    a = json.loads((one / "rank0.json").read_text())
+    for rank in (0, 1):
+        b = json.loads((two / f"rank{rank}.json").read_text())
+        assert b["world"] == 2
+        for key in ("loss", "reward", "win", "sigma_bar"):
+            assert b[key] == pytest.approx(a[key], abs=1e-5), key
+
+
+@pytest.mark.cluster
+def test_reward_model_two_slurm_tasks_through_submitit(tmp_path, tiny_encoder, pairs_file):
+    """``run.py -m launcher=slurm hydra.launcher.tasks_per_node=2``: one SLURM job, two tasks (submitit), the same
+    losses and model as one local process with the same global batch; one W&B run, one results file."""
+    _cluster_or_skip()
+    base = [o for o in tiny_overrides(tiny_encoder, pairs_file, steps=3) if o != "logger=none"]
+    base += ["logger=wandb_offline", "algo.global_batch_size=8", "algo.lr=1e-3", "algo.warmup_ratio=0",
+             "algo.save_steps=100"]
+    _torchrun(["run.py", *base, f"hydra.run.dir={tmp_path / 'local'}"], 1)
+    r = subprocess.run([sys.executable, "run.py", "-m", *LOCAL_SLURM, *base, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (job,) = [p.parent for p in (tmp_path / "sweep").glob("*/results.json")]
+    runs = {1: tmp_path / "local", 2: job}
+    loss = {n: [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()
+                if '"loss"' in line] for n, d in runs.items()}
+    assert len(loss[1]) == 3 and loss[2] == pytest.approx(loss[1], abs=1e-5)
+    assert json.loads((job / "model" / "train_summary.json").read_text())["processes"] == 2
+    assert len(list((job / "wandb").glob("offline-run-*"))) == 1
+    logs = sorted((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2  # two tasks ran
