@@ -4,9 +4,9 @@
     python tests/dist_worker.py gprl OUT POLICY_DIR RM_DIR            # the same global batch in one process
 
 ``gprl``: two rollout batches of GPRLTrainer (per-axis advantages, the drift monitor) with a fixed global batch
-(3 prompts x G=4, one optimiser step per rollout batch; with two processes one group spans both); generation is replaced by a deterministic function of
-(prompt, index in its group, step), so one process and two sample the same completions and the runs are comparable
-to float rounding. Writes ``OUT/rank{r}.json`` with the logged losses, rewards, advantages and monitor state.
+(3 prompts x G=4, one optimiser step per rollout batch; with two processes one group spans both); generation is
+replaced by a deterministic function of (prompt, index in its group, step), so one process and two sample the same
+completions and the runs are comparable to float rounding. Writes ``OUT/rank{r}.json`` with the logged losses, rewards, advantages and monitor state.
 """
 
 from __future__ import annotations

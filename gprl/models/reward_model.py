@@ -106,7 +106,8 @@ class GeneralPreferenceModel(nn.Module):
                 return module.state_dict()
             return {k[len(name) + 1:]: v for k, v in state_dict.items() if k.startswith(name + ".")}
 
-        self.backbone.save_pretrained(d / "backbone", state_dict=None if state_dict is None else part("backbone", self.backbone))
+        self.backbone.save_pretrained(d / "backbone",
+                                      state_dict=None if state_dict is None else part("backbone", self.backbone))
         self.tokenizer.save_pretrained(d / "backbone")
         heads = {"head": part("head", self.head)}
         if self.gate is not None:

@@ -79,10 +79,10 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     n = po.prompts_per_iteration
     part = prompts[(t - 1) * n:t * n]  # disjoint parts (train_po checked there are enough)
     # vLLM on GPU nodes (po.use_vllm), transformers here; the prompts are split over the job's processes
+    loaded = {} if po.use_vllm else {"model": model, "tok": tok}  # transformers samples from the loaded policy
     samples = sample("vllm" if po.use_vllm else "transformers", current, part, po.num_samples,
                      po.max_completion_length, po.temperature, po.top_p, seed=cfg.seed * 1000 + t,
-                     dtype=cfg.policy.dtype, desc=f"iteration {t}: sampling", **({} if po.use_vllm else
-                                                                                  {"model": model, "tok": tok}))
+                     dtype=cfg.policy.dtype, desc=f"iteration {t}: sampling", **loaded)
     rows = label_pairs(rm, part, samples, po.loss)
     if not rows:
         raise GprlError(f"iteration {t}: every prompt's samples were identical; nothing to learn from")
@@ -94,7 +94,8 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     settings = POSettings(loss=po.loss, output_dir=str(it / "checkpoints"), beta=po.beta, lr=po.lr,
                           gamma_beta_ratio=po.gamma_beta_ratio, clamp=po.clamp, optim=po.optim,
                           batch_size=po.batch_size, per_device_batch_size=po.per_device_batch_size,
-                          deepspeed=deepspeed_file(po.deepspeed, cfg.paths.root), epochs=po.epochs, warmup_ratio=po.warmup_ratio,
+                          deepspeed=deepspeed_file(po.deepspeed, cfg.paths.root), epochs=po.epochs,
+                          warmup_ratio=po.warmup_ratio,
                           scheduler=po.scheduler, max_length=512, seed=cfg.seed + t, report_to=report,
                           bf16=cfg.policy.dtype == "bfloat16", peft_config=peft_config(cfg))
     trainer = PO_TRAINERS.get(po.loss)(model, tok, datasets.Dataset.from_list([_chat(r) for r in rows]), settings,

@@ -57,7 +57,8 @@ def training_kwargs(cfg: RunConfig, out: Path, report_to: str, world: int | None
         learning_rate=a.lr, num_train_epochs=a.epochs, max_steps=a.max_steps, warmup_steps=a.warmup_ratio,
         lr_scheduler_type=a.scheduler, optim=a.optim, adam_beta1=a.adam_beta1, adam_beta2=a.adam_beta2,
         weight_decay=a.weight_decay, max_grad_norm=a.max_grad_norm, bf16=a.bf16,
-        activation_checkpointing=a.gradient_checkpointing, deepspeed=distributed.deepspeed_file(a.deepspeed, cfg.paths.root),
+        activation_checkpointing=a.gradient_checkpointing,
+        deepspeed=distributed.deepspeed_file(a.deepspeed, cfg.paths.root),
         save_strategy="steps",
         save_steps=a.save_steps, save_total_limit=a.save_total_limit, logging_steps=a.logging_steps,
         logging_first_step=True, report_to=report_to, run_name=cfg.name, seed=cfg.seed, data_seed=cfg.seed,
@@ -149,7 +150,8 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp, state_dict=state)
         write_json(tmp / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
-                                                "wall_s": round(time.time() - t0, 1), "processes": distributed.world_size(),
+                                                "wall_s": round(time.time() - t0, 1),
+                                                "processes": distributed.world_size(),
                                                 "config_fingerprint": config_fingerprint(cfg)})
         tmp.rename(final)
     distributed.barrier()  # no process reads the model before it is whole

@@ -37,8 +37,8 @@ def grpo_kwargs(cfg: RunConfig, run_dir: Path, report_to: str, world: int | None
     # split into `minibatches` slices with one optimiser step each (TRL's steps_per_generation): from the second
     # slice on the policy has moved, so TRL computes the old log-probs and its clip range binds (SPEC 3.3).
     mb = r.minibatches
-    per_device = distributed.per_device(r.prompts_per_step * r.num_generations // mb, world,
-                                        "the optimiser step's batch rl.prompts_per_step x rl.num_generations / rl.minibatches")
+    per_device = distributed.per_device(r.prompts_per_step * r.num_generations // mb, world, "the optimiser "
+                                        "step's batch rl.prompts_per_step x rl.num_generations / rl.minibatches")
     return dict(
         output_dir=str(run_dir / "policy_checkpoints"),
         per_device_train_batch_size=per_device, steps_per_generation=mb,
