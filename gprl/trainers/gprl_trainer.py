@@ -8,6 +8,10 @@ with an estimator from ``gprl.advantages.ADVANTAGES`` (``grpo`` reproduces TRL's
 feeds the drift monitor, and applies its corrections to TRL's clip range (``epsilon_low/high``) and KL
 coefficient (``beta``). Everything else (generation, log-probs, the clipped loss, checkpoints) is TRL's.
 
+Several processes: TRL splits each rollout batch over them (a prompt's group may span two). ``GPMReward`` gathers
+the batch's embeddings, eigenvalues and verifier rewards, so every process forms the same groups, advantages,
+running scales and monitor state; each trains on its own slice of the advantages (``GPMReward.local``).
+
 The monitor's anchors are greedy answers of the frozen reference policy, generated once per prompt: TRL's
 ``ref_model`` where TRL keeps one; the base model with its adapters disabled under LoRA (TRL's own ``use_adapter``,
 as its KL term does); a frozen copy of the starting policy, taken when the trainer is built, when ``beta=0``
