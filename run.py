@@ -6,6 +6,7 @@
     python run.py -m k=1,2,4,6,8                     # a sweep; each job gets its own output directory
     python run.py +experiment=rm_eval reward_model.path=DIR eval.pairs=FILE.jsonl
     python run.py +experiment=NAME launcher=slurm -m k=2,4,6,8   # the same sweep on a SLURM cluster
+    torchrun --nproc_per_node 2 run.py ...           # one run, two processes (gprl.distributed)
 
 Configs live in conf/ (groups: model, data, reward_model, algo, eval, logger, launcher, paths, experiment);
 their schema is gprl.config.RunConfig, which rejects impossible settings with one clear message.
@@ -76,6 +77,9 @@ def hydra_record(cfg: DictConfig) -> dict[str, str]:
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="config")
 def main(cfg: DictConfig) -> None:
+    from contextlib import nullcontext
+
+    from gprl import distributed
     from gprl.checks import check_inputs
     from gprl.rundir import claim
     from gprl.tasks import TASKS
@@ -83,10 +87,13 @@ def main(cfg: DictConfig) -> None:
     try:
         run_cfg = to_run_config(cfg)
         check_inputs(run_cfg)  # every path and user file, before the run directory is touched
+        distributed.setup()  # several processes per job (torchrun, or SLURM tasks): join them
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
-        with claim(run_cfg, run_dir, record=lambda: hydra_record(cfg),
-                   exclude=hc.job.config.override_dirname.exclude_keys):
+        # rank 0 holds the run directory (lock, fingerprint, record) for the job's processes
+        with (claim(run_cfg, run_dir, record=lambda: hydra_record(cfg),
+                    exclude=hc.job.config.override_dirname.exclude_keys) if distributed.is_main() else nullcontext()):
+            distributed.barrier()
             TASKS.get(run_cfg.task)(run_cfg, run_dir)
     except GprlError as e:
         fail(str(e))

@@ -101,14 +101,11 @@ def decoding(cfg, defaults: dict) -> dict:
 
 def generate_answers(cfg, policy: str, prompts: list[str], dec: dict, desc: str) -> list[str]:
     """One answer per prompt: transformers here, vLLM on GPU nodes (``benchmark.use_vllm``)."""
-    if cfg.benchmark.use_vllm:
-        from vllm import LLM, SamplingParams  # GPU extra; not run on the CPU machines this project is tested on
+    if cfg.benchmark.use_vllm:  # GPU nodes; not run on the CPU machines this project is tested on
+        from gprl.models.generation import sample
 
-        llm = LLM(model=policy, seed=cfg.seed)
-        params = SamplingParams(temperature=dec["temperature"], top_p=dec["top_p"], max_tokens=dec["max_new_tokens"],
-                                seed=cfg.seed)
-        chats = [getattr(p, "messages", None) or [{"role": "user", "content": p}] for p in prompts]  # multi-turn kept
-        return [o.outputs[0].text.strip() for o in llm.chat(chats, params)]
+        return [a[0] for a in sample("vllm", policy, prompts, 1, dec["max_new_tokens"], dec["temperature"],
+                                     dec["top_p"], cfg.seed, dtype="auto", desc=desc)]
     from gprl.models.generation import generate
     from gprl.tasks.policy import load_policy
 

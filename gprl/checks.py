@@ -134,8 +134,41 @@ def check_inputs(cfg) -> None:
                 check_model(j.model, f"{what}.model")
             if j.kind == "api":
                 j.api_key()
+    _check_deepspeed(cfg)
+    _check_vllm(cfg)
     sources = _sources(cfg)
     if sources:
         ctx = data_context(cfg)  # the shared data folder must exist
         for what, src in sources:
             check_source(src, ctx, what)
+
+
+def _check_deepspeed(cfg) -> None:
+    """The DeepSpeed JSON of every trainer this task runs exists and is JSON (a typo stops here, not at step 0)."""
+    import json
+    from pathlib import Path
+
+    from gprl.distributed import deepspeed_file
+
+    keys = {"train_rm": ["algo"], "train_rl": ["algo", "rl"], "train_po": ["algo", "po"]}.get(cfg.task, [])
+    for key in keys:
+        f = deepspeed_file(getattr(cfg, key).deepspeed, cfg.paths.root)
+        if f is None:
+            continue
+        try:
+            json.loads(Path(f).read_text())
+        except (OSError, ValueError) as e:
+            raise GprlError(f"{key}.deepspeed={getattr(cfg, key).deepspeed}: {f} is not a readable DeepSpeed JSON "
+                            f"({type(e).__name__})") from None
+
+
+def _check_vllm(cfg) -> None:
+    """vLLM asked for (``rl/po/benchmark.use_vllm``) by what this task runs, and not importable: one message now."""
+    from gprl.models.generation import require_vllm
+
+    benchmarks = cfg.task == "benchmark" or (cfg.task in ("train_rl", "train_po") and cfg.policy_eval.benchmarks)
+    for key, on in (("rl.use_vllm", cfg.task == "train_rl" and cfg.rl.use_vllm),
+                    ("po.use_vllm", cfg.task == "train_po" and cfg.po.use_vllm),
+                    ("benchmark.use_vllm", bool(benchmarks) and cfg.benchmark.use_vllm)):
+        if on:
+            require_vllm(key)

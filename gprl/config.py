@@ -119,7 +119,8 @@ class AlgoConfig:
     epochs: float = 1.0  # passes over the training pairs
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 16  # pairs per device per step
-    grad_accum: int = 1  # gradient accumulation steps
+    grad_accum: int = 1  # gradient accumulation steps (derived at launch when global_batch_size is set)
+    global_batch_size: Optional[int] = None  # pairs per optimiser step over all processes (the paper's batch); set: grad_accum = global / (batch_size x world size), checked at launch; None = batch_size x grad_accum x world size
     warmup_ratio: float = 0.03  # linear warm-up fraction
     scheduler: str = "cosine"  # transformers lr_scheduler_type
     optim: str = "adamw_torch"  # transformers optim name (adamw_torch, rmsprop, adamw_torch_fused, ...)
@@ -139,6 +140,13 @@ class AlgoConfig:
         for name in ("lr", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if not getattr(self, name) > 0:
                 raise GprlError(f"algo.{name} must be > 0, got {getattr(self, name)}")
+        if self.global_batch_size is not None:
+            if self.global_batch_size % self.batch_size:
+                raise GprlError(f"algo.global_batch_size={self.global_batch_size} must be a multiple of the per-device "
+                                f"algo.batch_size={self.batch_size}")
+            if self.grad_accum != 1:
+                raise GprlError("set algo.global_batch_size or algo.grad_accum, not both: with a global batch the "
+                                "accumulation is derived from the number of processes")
         if self.head_lr is not None and not self.head_lr > 0:
             raise GprlError(f"algo.head_lr must be > 0 (or null: the same as algo.lr), got {self.head_lr}")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -240,6 +248,7 @@ class RLConfig:
     normalize_per_axis: bool = True  # ablation: False = GRPO on the aggregated score
     save_steps: int = 50  # checkpoint every N rollout batches (resume picks the latest)
     use_vllm: bool = False  # generate rollouts with vLLM through TRL (GPU nodes, `pip install -e .[gpu]`); not run here
+    deepspeed: Optional[str] = None  # DeepSpeed JSON for the policy (e.g. slurm/ds_zero3.json); None = off
 
     def __post_init__(self):
         from gprl.advantages import ADVANTAGES
@@ -279,10 +288,13 @@ class POConfig:
     clamp: float = 1000.0  # GPO: targets s/beta clamped to +-clamp
     lr: float = 5.0e-7  # SPEC 2 (5e-7, RMSprop); the CPU experiments raise it
     optim: str = "rmsprop"  # transformers optim name
-    batch_size: int = 8  # pairs per step
+    batch_size: int = 8  # pairs per optimiser step over all processes (SPEC 2: 8 per device x 8 GPUs = 64)
+    per_device_batch_size: Optional[int] = None  # pairs per device per forward; gradient accumulation = batch_size / (this x world size), checked at launch; None = batch_size / world size
     epochs: float = 1.0  # per iteration
     warmup_ratio: float = 0.1
     scheduler: str = "linear"
+    use_vllm: bool = False  # sample each iteration's answers with vLLM (GPU nodes, `pip install -e .[gpu]`); not run here
+    deepspeed: Optional[str] = None  # DeepSpeed JSON for the policy (e.g. slurm/ds_zero3.json); None = off
 
     def __post_init__(self):
         from gprl.trainers.po import PO_TRAINERS
@@ -291,6 +303,10 @@ class POConfig:
         for name in ("prompts_per_iteration", "iterations", "max_completion_length", "batch_size"):
             if getattr(self, name) < 1:
                 raise GprlError(f"po.{name} must be >= 1, got {getattr(self, name)}")
+        if self.per_device_batch_size is not None and (self.per_device_batch_size < 1
+                                                       or self.batch_size % self.per_device_batch_size):
+            raise GprlError(f"po.per_device_batch_size={self.per_device_batch_size} must be >= 1 and divide the "
+                            f"global po.batch_size={self.batch_size}")
         if self.num_samples < 2:
             raise GprlError("po.num_samples must be >= 2 (chosen and rejected come from the samples)")
         if not (self.lr > 0 and self.beta > 0 and self.temperature > 0 and 0 < self.top_p <= 1 and self.epochs > 0):
@@ -486,6 +502,11 @@ class RunConfig:
                 raise GprlError(f"loss {loss.name!r} needs an even embedding dimension k; k=1 is Bradley-Terry (loss bt)")
         if self.task == "benchmark" and not (self.benchmark.policy or self.benchmark.outputs):
             raise GprlError("task benchmark needs benchmark.policy=RUN_DIR|MODEL_DIR|HUB_NAME or benchmark.outputs=ANSWERS")
+        if self.policy.lora_r and ((self.task == "train_rl" and self.rl.deepspeed)
+                                   or (self.task == "train_po" and self.po.deepspeed)):
+            raise GprlError("policy.lora_r > 0 with a DeepSpeed policy config: LoRA adapters are merged into the "
+                            "whole model when saved, which ZeRO-3's sharded weights do not allow here; train LoRA "
+                            "without DeepSpeed (rl/po.deepspeed=null) or fine-tune every weight (policy.lora_r=0)")
         if self.task == "eval_rm" and not self.reward_model.path:
             raise GprlError("task eval_rm needs reward_model.path=DIR (a trained reward model)")
 

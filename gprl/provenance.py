@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Config fields added after artefacts were first cached under these fingerprints. At the value that reproduces the
 # old behaviour they are left out of the hash, so adding a field never invalidates a cache (any other value does).
 ADDED_LATER: dict[str, dict[str, object]] = {
-    "AlgoConfig": {"head_lr": None, "cache_features": False},
+    "AlgoConfig": {"head_lr": None, "cache_features": False, "global_batch_size": None},
     "SourceConfig": {"max_text_chars": 100_000},
 }
 

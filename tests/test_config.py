@@ -146,9 +146,10 @@ def test_config_fields_added_later_leave_cache_keys_unchanged():
     assert fingerprint(SourceConfig()) == fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
     assert fingerprint(DataConfig()) == fingerprint(without(asdict(DataConfig()), "max_text_chars"))  # nested
     assert fingerprint(SourceConfig(max_text_chars=10)) != fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
-    old_algo = without(asdict(AlgoConfig()), "head_lr", "cache_features")
+    old_algo = without(asdict(AlgoConfig()), "head_lr", "cache_features", "global_batch_size")
     assert fingerprint(AlgoConfig()) == fingerprint(old_algo)
     assert fingerprint(AlgoConfig(head_lr=1e-3)) != fingerprint(old_algo)
+    assert fingerprint(AlgoConfig(global_batch_size=32)) != fingerprint(old_algo)
 
 
 def test_a_run_made_before_minibatches_existed_is_not_the_same_settings():

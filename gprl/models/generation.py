@@ -1,10 +1,20 @@
-"""Batched sampling from a causal LM with ``transformers.generate`` (the cluster path swaps in vLLM through TRL's
-GRPO settings; offline sampling for iterative PO and evaluation stays here)."""
+"""Batched sampling from a causal LM: ``transformers.generate`` here, vLLM on GPU nodes.
+
+``generate`` samples from an in-memory model (transformers). ``sample`` is the door for offline sampling at scale
+(GPO/SPPO iterations, benchmark answers): a backend from ``GENERATORS`` (``transformers`` | ``vllm``) over a model
+directory, with the prompts split over the job's processes and the answers gathered back in order. GRPO/GPRL
+rollouts use TRL's own vLLM path (``rl.use_vllm``).
+"""
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
+
+from gprl import GprlError
+from gprl.registry import Registry
+
+GENERATORS: Registry = Registry("generation backend")
 
 
 def chat_prompt(tok, prompt: str) -> str:
@@ -39,3 +49,80 @@ def generate(model, tok, prompts: list[str], n: int = 1, max_new_tokens: int = 6
     finally:
         tok.padding_side = side
     return [[a.strip() for a in out[i * n:(i + 1) * n]] for i in range(len(prompts))]
+
+
+def load_causal_lm(path: str, dtype: str = "float32"):
+    """A causal LM and its tokenizer (pad = EOS where it has none; no token_type_ids)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gprl.models.backbone import DTYPES
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.model_input_names = ["input_ids", "attention_mask"]  # a causal LM takes no token_type_ids (BERT-style vocabularies add them)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]), tok
+
+
+def require_vllm(key: str) -> None:
+    """One clear message when ``key=true`` asks for vLLM and it cannot be imported here."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as e:
+        raise GprlError(f"{key}=true generates with vLLM, which cannot be imported here ({e}): install it on a GPU "
+                        f"node (pip install -e .[gpu]), or set {key}=false to generate with transformers") from None
+
+
+@GENERATORS.register("transformers")
+def transformers_backend(path: str, prompts: list, n: int, max_new_tokens: int, temperature: float, top_p: float,
+                         seed: int, dtype: str = "float32", batch_size: int = 32, desc: str = "generating",
+                         model=None, tok=None) -> list[list[str]]:
+    """``generate`` on ``model``/``tok`` if given, else on the model loaded from ``path``."""
+    if model is None:
+        model, tok = load_causal_lm(path, dtype)
+    return generate(model, tok, prompts, n, max_new_tokens, temperature, top_p, seed, batch_size, desc)
+
+
+@GENERATORS.register("vllm")
+def vllm_backend(path: str, prompts: list, n: int, max_new_tokens: int, temperature: float, top_p: float,
+                 seed: int, dtype: str = "float32", batch_size: int = 32, desc: str = "generating",
+                 model=None, tok=None) -> list[list[str]]:
+    """vLLM's offline engine on ``path`` (GPU nodes; not run on the CPU machines this project is tested on): the
+    policy's chat template (vLLM's ``chat``), ``n`` samples per prompt; the engine is freed afterwards, so the GPU
+    is the trainer's again."""
+    require_vllm("use_vllm")
+    import gc
+
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=str(path), dtype=dtype, seed=seed)
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                            max_tokens=max_new_tokens, seed=seed)
+    chats = [getattr(p, "messages", None) or [{"role": "user", "content": p}] for p in prompts]  # multi-turn kept
+    out = [[c.text.strip() for c in o.outputs] for o in llm.chat(chats, params)]
+    del llm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
+
+
+def sample(backend: str, path: str, prompts: list, n: int = 1, max_new_tokens: int = 64, temperature: float = 0.7,
+           top_p: float = 0.9, seed: int = 0, **kwargs) -> list[list[str]]:
+    """``n`` answers per prompt (``[prompt][sample]``) from ``GENERATORS[backend]``. With several processes each
+    samples every ``world``-th prompt (seed + rank) and every process gets all answers, in prompt order."""
+    from gprl import distributed
+
+    fn = GENERATORS.get(backend)
+    world, rank = distributed.world_size(), distributed.rank()
+    if world == 1:
+        return fn(path, prompts, n, max_new_tokens, temperature, top_p, seed, **kwargs)
+    import torch.distributed as dist
+
+    mine = fn(path, prompts[rank::world], n, max_new_tokens, temperature, top_p, seed + rank, **kwargs)
+    parts: list = [None] * world
+    dist.all_gather_object(parts, mine)
+    out: list = [None] * len(prompts)
+    for r, part in enumerate(parts):
+        out[r::world] = part
+    return out

@@ -95,14 +95,23 @@ class GeneralPreferenceModel(nn.Module):
         spec.backbone = spec.backbone or name_or_path
         return cls(backbone, tokenizer, spec)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    def save_pretrained(self, directory: str | os.PathLike, state_dict: dict | None = None) -> None:
+        """``state_dict``: the whole model's weights when they are not all in this process (a ZeRO-3 model's,
+        gathered by the trainer's accelerator); None = this module's own."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(d / "backbone")
+
+        def part(name: str, module: nn.Module) -> dict:
+            if state_dict is None:
+                return module.state_dict()
+            return {k[len(name) + 1:]: v for k, v in state_dict.items() if k.startswith(name + ".")}
+
+        self.backbone.save_pretrained(d / "backbone",
+                                      state_dict=None if state_dict is None else part("backbone", self.backbone))
         self.tokenizer.save_pretrained(d / "backbone")
-        heads = {"head": self.head.state_dict()}
+        heads = {"head": part("head", self.head)}
         if self.gate is not None:
-            heads["gate"] = self.gate.state_dict()
+            heads["gate"] = part("gate", self.gate)
         torch.save(heads, d / HEADS_NAME)
         (d / CONFIG_NAME).write_text(json.dumps(asdict(self.spec), indent=2) + "\n")
 

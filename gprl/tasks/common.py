@@ -62,9 +62,11 @@ def write_json(path: Path, obj) -> None:
 
 @contextmanager
 def wandb_run(cfg: RunConfig, run_dir: Path):
-    """Open a W&B run when ``logger.wandb`` (offline by default), grouped by sweep with job type and tags
-    (``gprl.runmeta.identity``); always finished, also on failure."""
-    if not cfg.logger.wandb or cfg.logger.mode == "disabled":
+    """Open a W&B run when ``logger.wandb`` (offline by default), on rank 0 only, grouped by sweep with job type and
+    tags (``gprl.runmeta.identity``); always finished, also on failure."""
+    from gprl.distributed import is_main
+
+    if not cfg.logger.wandb or cfg.logger.mode == "disabled" or not is_main():
         yield None
         return
     import wandb

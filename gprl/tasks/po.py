@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gprl import GprlError
 from gprl.config import RunConfig
+from gprl.distributed import is_main
 from gprl.provenance import git_commit, versions
 from gprl.rundir import config_fingerprint
 from gprl.tasks import TASKS
@@ -66,7 +67,8 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     import datasets
     from transformers import set_seed
 
-    from gprl.models.generation import generate
+    from gprl.distributed import deepspeed_file
+    from gprl.models.generation import sample
     from gprl.trainers.callbacks import JsonlLogger
     from gprl.trainers.po import PO_TRAINERS, POSettings
 
@@ -76,18 +78,24 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     model, tok = load_policy(current, cfg.policy.dtype)
     n = po.prompts_per_iteration
     part = prompts[(t - 1) * n:t * n]  # disjoint parts (train_po checked there are enough)
-    samples = generate(model, tok, part, po.num_samples, po.max_completion_length, po.temperature, po.top_p,
-                       seed=cfg.seed * 1000 + t, desc=f"iteration {t}: sampling")
+    # vLLM on GPU nodes (po.use_vllm), transformers here; the prompts are split over the job's processes
+    loaded = {} if po.use_vllm else {"model": model, "tok": tok}  # transformers samples from the loaded policy
+    samples = sample("vllm" if po.use_vllm else "transformers", current, part, po.num_samples,
+                     po.max_completion_length, po.temperature, po.top_p, seed=cfg.seed * 1000 + t,
+                     dtype=cfg.policy.dtype, desc=f"iteration {t}: sampling", **loaded)
     rows = label_pairs(rm, part, samples, po.loss)
     if not rows:
         raise GprlError(f"iteration {t}: every prompt's samples were identical; nothing to learn from")
-    with open(it / "pairs.jsonl", "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    if is_main():
+        with open(it / "pairs.jsonl", "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
     settings = POSettings(loss=po.loss, output_dir=str(it / "checkpoints"), beta=po.beta, lr=po.lr,
                           gamma_beta_ratio=po.gamma_beta_ratio, clamp=po.clamp, optim=po.optim,
-                          batch_size=po.batch_size, epochs=po.epochs, warmup_ratio=po.warmup_ratio,
+                          batch_size=po.batch_size, per_device_batch_size=po.per_device_batch_size,
+                          deepspeed=deepspeed_file(po.deepspeed, cfg.paths.root), epochs=po.epochs,
+                          warmup_ratio=po.warmup_ratio,
                           scheduler=po.scheduler, max_length=512, seed=cfg.seed + t, report_to=report,
                           bf16=cfg.policy.dtype == "bfloat16", peft_config=peft_config(cfg))
     trainer = PO_TRAINERS.get(po.loss)(model, tok, datasets.Dataset.from_list([_chat(r) for r in rows]), settings,
@@ -97,7 +105,8 @@ def run_iteration(cfg: RunConfig, t: int, current: str, rm, prompts: list[str], 
     summary = {"iteration": t, "pairs": len(rows), "train_loss": out.training_loss,
                "mean_target_chosen": sum(r["target_chosen"] for r in rows) / len(rows),
                "mean_target_rejected": sum(r["target_rejected"] for r in rows) / len(rows)}
-    write_json(it / "summary.json", summary)
+    if is_main():
+        write_json(it / "summary.json", summary)
     print(f"[gprl] iteration {t}: {len(rows)} pairs, train loss {out.training_loss:.4g}")
     return summary
 
@@ -126,10 +135,12 @@ def train_po(cfg: RunConfig, run_dir: Path) -> dict:
             it = run_dir / f"iter{t}"
             if (it / "policy" / "config.json").exists():
                 print(f"[gprl] iteration {t}: finished earlier ({it / 'policy'})")
-                history.append(json.loads((it / "summary.json").read_text()))
+                history.append(json.loads((it / "summary.json").read_text()) if is_main() else {})
             else:
                 history.append(run_iteration(cfg, t, current, rm, prompts, it))
             current = str(it / "policy")
+        if not is_main():  # evaluation and results: rank 0 alone
+            return {}
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, start, current, run_dir) if cfg.policy_eval.enabled else None
         # every iteration's policy, as the GPM paper's Tables 3-11 report iterations 1-3

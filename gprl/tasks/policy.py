@@ -40,15 +40,9 @@ def prepare(cfg: RunConfig):
 
 
 def load_policy(path: str, dtype: str = "float32"):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from gprl.models.generation import load_causal_lm
 
-    from gprl.models.backbone import DTYPES
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.model_input_names = ["input_ids", "attention_mask"]  # a causal LM takes no token_type_ids (BERT-style vocabularies add them)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]), tok
+    return load_causal_lm(path, dtype)
 
 
 def peft_config(cfg: RunConfig):
@@ -62,17 +56,23 @@ def peft_config(cfg: RunConfig):
 
 
 def save_policy(trainer, tok, directory: Path) -> None:
-    """Save the trained policy as a plain model (LoRA adapters merged), appearing whole or not at all."""
+    """Save the trained policy as a plain model (LoRA adapters merged), appearing whole or not at all. Every process
+    calls it: the Trainer's save gathers a ZeRO-3 model's shards from all of them; rank 0 writes."""
     from peft import PeftModel
+
+    from gprl.distributed import barrier, is_main
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     tmp = directory.with_name(directory.name + ".tmp")
-    if isinstance(model, PeftModel):
-        model.merge_and_unload().save_pretrained(tmp)
+    if isinstance(model, PeftModel):  # adapters are whole in every process (not sharded: LoRA runs without ZeRO-3)
+        if is_main():
+            model.merge_and_unload().save_pretrained(tmp)
     else:
         trainer.save_model(str(tmp))
-    tok.save_pretrained(tmp)
-    tmp.rename(directory)
+    if is_main():
+        tok.save_pretrained(tmp)
+        tmp.rename(directory)
+    barrier()
 
 
 def initial_policy(cfg: RunConfig) -> str:

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gprl import GprlError
+from gprl import GprlError, distributed
 from gprl.config import RunConfig
 from gprl.data import load_source
 from gprl.provenance import fingerprint, git_commit, versions
@@ -43,20 +43,37 @@ def build_model(cfg: RunConfig):
                                                 cfg.model.attn_implementation, cfg.model.trust_remote_code)
 
 
-def training_args(cfg: RunConfig, out: Path, report_to: str, extra_callbacks=()):
-    from transformers import TrainingArguments
+def training_kwargs(cfg: RunConfig, out: Path, report_to: str, world: int | None = None) -> dict:
+    """The Trainer's arguments as a dict. With ``algo.global_batch_size`` the accumulation is derived from the number
+    of processes (``world``, default: this launch's), so per-device batch x accumulation x world = the global batch."""
+    from gprl import distributed
 
     a = cfg.algo
-    return TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=a.batch_size, gradient_accumulation_steps=a.grad_accum,
+    world = distributed.world_size() if world is None else world
+    accum = (a.grad_accum if a.global_batch_size is None
+             else distributed.accumulation(a.global_batch_size, a.batch_size, world, "algo.global_batch_size"))
+    return dict(
+        output_dir=str(out), per_device_train_batch_size=a.batch_size, gradient_accumulation_steps=accum,
         learning_rate=a.lr, num_train_epochs=a.epochs, max_steps=a.max_steps, warmup_steps=a.warmup_ratio,
         lr_scheduler_type=a.scheduler, optim=a.optim, adam_beta1=a.adam_beta1, adam_beta2=a.adam_beta2,
         weight_decay=a.weight_decay, max_grad_norm=a.max_grad_norm, bf16=a.bf16,
-        activation_checkpointing=a.gradient_checkpointing, deepspeed=a.deepspeed, save_strategy="steps",
+        activation_checkpointing=a.gradient_checkpointing,
+        deepspeed=distributed.deepspeed_file(a.deepspeed, cfg.paths.root),
+        save_strategy="steps",
         save_steps=a.save_steps, save_total_limit=a.save_total_limit, logging_steps=a.logging_steps,
         logging_first_step=True, report_to=report_to, run_name=cfg.name, seed=cfg.seed, data_seed=cfg.seed,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not _cuda(),
     )
+
+
+def training_args(cfg: RunConfig, out: Path, report_to: str):
+    from transformers import TrainingArguments
+
+    from gprl.distributed import check_devices
+
+    args = TrainingArguments(**training_kwargs(cfg, out, report_to))
+    check_devices(args)
+    return args
 
 
 def _cuda() -> bool:
@@ -125,13 +142,19 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
     if trainer.state.global_step < trainer.state.max_steps:  # stopped early (a callback): leave it resumable
         print(f"[gprl] stopped at step {trainer.state.global_step}/{trainer.state.max_steps}; re-run to resume")
         return ckpt_dir
-    tmp = final.with_name(final.name + ".tmp")  # the model appears whole or not at all
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    write_json(tmp / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
-                                            "wall_s": round(time.time() - t0, 1),
-                                            "config_fingerprint": config_fingerprint(cfg)})
-    tmp.rename(final)
+    # every process takes part in gathering the weights (ZeRO-3 shards, through the Trainer's accelerator, as
+    # Trainer.save_model does); rank 0 writes them in gprl's layout
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if distributed.is_main():
+        tmp = final.with_name(final.name + ".tmp")  # the model appears whole or not at all
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp, state_dict=state)
+        write_json(tmp / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
+                                                "wall_s": round(time.time() - t0, 1),
+                                                "processes": distributed.world_size(),
+                                                "config_fingerprint": config_fingerprint(cfg)})
+        tmp.rename(final)
+    distributed.barrier()  # no process reads the model before it is whole
     return final
 
 
@@ -196,7 +219,7 @@ def train_rm(cfg: RunConfig, run_dir: Path) -> dict:
         return res
     with wandb_run(cfg, run_dir) as run:
         final = train(cfg, run_dir)
-        if final.name != "model":
+        if final.name != "model" or not distributed.is_main():  # evaluation and results: rank 0 alone
             return {}
         from gprl.models import GeneralPreferenceModel
 
@@ -241,7 +264,9 @@ def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
     d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if distributed.is_main():  # the processes of one job train it together; rank 0 holds the lock for them
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        distributed.barrier()
         final = train(cfg, d)
     if final.name != "model":
         raise GprlError(f"reward model training in {d} stopped early; re-run to resume it")

@@ -23,33 +23,50 @@ from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, wandb_run, write_json, write_results
 
 
+def grpo_kwargs(cfg: RunConfig, run_dir: Path, report_to: str, world: int | None = None) -> dict:
+    """TRL GRPO settings from ``cfg.rl``. ``rl.prompts_per_step x rl.num_generations`` is the global rollout batch
+    and a ``1/minibatches`` slice of it the global batch of one optimiser step, whatever the number of processes
+    (``world``, default: this launch's): each process takes ``1/world`` of every slice."""
+    import torch
+
+    from gprl import distributed
+
+    r = cfg.rl
+    world = distributed.world_size() if world is None else world
+    # One rollout batch (prompts_per_step x G completions) is generated, scored and given advantages at once, then
+    # split into `minibatches` slices with one optimiser step each (TRL's steps_per_generation): from the second
+    # slice on the policy has moved, so TRL computes the old log-probs and its clip range binds (SPEC 3.3).
+    mb = r.minibatches
+    per_device = distributed.per_device(r.prompts_per_step * r.num_generations // mb, world, "the optimiser "
+                                        "step's batch rl.prompts_per_step x rl.num_generations / rl.minibatches")
+    return dict(
+        output_dir=str(run_dir / "policy_checkpoints"),
+        per_device_train_batch_size=per_device, steps_per_generation=mb,
+        num_generations=r.num_generations, max_completion_length=r.max_completion_length, temperature=r.temperature,
+        max_steps=r.steps * mb, learning_rate=r.lr, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(10, max(1, r.steps * mb // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
+        epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
+        report_to=report_to, logging_steps=1, save_steps=r.save_steps * mb, seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(), use_vllm=r.use_vllm,
+        deepspeed=distributed.deepspeed_file(r.deepspeed, cfg.paths.root),
+    )
+
+
 def build_trainer(cfg: RunConfig, run_dir: Path, rm, policy, tok, prompts: list[dict]):
     """TRL GRPO settings from ``cfg.rl``, our estimator, monitor and reward function on top."""
     import datasets
-    import torch
     from trl import GRPOConfig
 
     from gprl.advantages import GPRLConfig, MonitorConfig
+    from gprl.distributed import check_devices
     from gprl.tasks.policy import peft_config
     from gprl.trainers.callbacks import JsonlLogger
     from gprl.trainers.gprl_trainer import GPRLTrainer
 
     r = cfg.rl
     report = "wandb" if cfg.logger.wandb and cfg.logger.mode != "disabled" else "none"
-    # One rollout batch (prompts_per_step x G completions) is generated, scored and given advantages at once, then
-    # split into `minibatches` slices with one optimiser step each (TRL's steps_per_generation): from the second
-    # slice on the policy has moved, so TRL computes the old log-probs and its clip range binds (SPEC 3.3).
-    mb = r.minibatches
-    args = GRPOConfig(
-        output_dir=str(run_dir / "policy_checkpoints"),
-        per_device_train_batch_size=r.prompts_per_step * r.num_generations // mb, steps_per_generation=mb,
-        num_generations=r.num_generations, max_completion_length=r.max_completion_length, temperature=r.temperature,
-        max_steps=r.steps * mb, learning_rate=r.lr, lr_scheduler_type="constant_with_warmup",
-        warmup_steps=min(10, max(1, r.steps * mb // 10)), weight_decay=0.0, max_grad_norm=1.0, beta=r.beta,
-        epsilon=r.epsilon, loss_type="grpo", bf16=cfg.policy.dtype == "bfloat16", gradient_checkpointing=False,
-        report_to=report, logging_steps=1, save_steps=r.save_steps * mb, seed=cfg.seed,
-        use_cpu=not torch.cuda.is_available(), use_vllm=r.use_vllm,
-    )
+    args = GRPOConfig(**grpo_kwargs(cfg, run_dir, report))
+    check_devices(args)
     return GPRLTrainer(
         model=policy, args=args, train_dataset=datasets.Dataset.from_list(prompts), processing_class=tok,
         reward_model=rm, estimator=r.estimator,
@@ -66,6 +83,7 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
 
     from transformers import set_seed
 
+    from gprl.distributed import is_main
     from gprl.policy_eval import evaluate_policy
     from gprl.tasks.policy import (benchmark_metrics, finished, initial_policy, load_policy, policy_benchmarks, prepare,
                                    save_policy)
@@ -90,8 +108,11 @@ def train_rl(cfg: RunConfig, run_dir: Path) -> dict:
                   + (f"; resuming from {last}" if last else ""))
             trainer.train(resume_from_checkpoint=last)
             save_policy(trainer, tok, final)
-            write_json(run_dir / "train_log.json", {"log_history": trainer.state.log_history, "monitor_events":
-                                                    trainer.monitor.events if trainer.monitor is not None else []})
+            if is_main():
+                write_json(run_dir / "train_log.json", {"log_history": trainer.state.log_history, "monitor_events":
+                                                        trainer.monitor.events if trainer.monitor is not None else []})
+        if not is_main():  # evaluation and results: rank 0 alone
+            return {}
         train_s = time.time() - t0
         ev = evaluate_policy(cfg, policy_path, str(final), run_dir) if cfg.policy_eval.enabled else None
         bench = policy_benchmarks(cfg, run_dir, str(final))

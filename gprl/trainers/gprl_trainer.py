@@ -8,6 +8,10 @@ with an estimator from ``gprl.advantages.ADVANTAGES`` (``grpo`` reproduces TRL's
 feeds the drift monitor, and applies its corrections to TRL's clip range (``epsilon_low/high``) and KL
 coefficient (``beta``). Everything else (generation, log-probs, the clipped loss, checkpoints) is TRL's.
 
+Several processes: TRL splits each rollout batch over them (a prompt's group may span two). ``GPMReward`` gathers
+the batch's embeddings, eigenvalues and verifier rewards, so every process forms the same groups, advantages,
+running scales and monitor state; each trains on its own slice of the advantages (``GPMReward.local``).
+
 The monitor's anchors are greedy answers of the frozen reference policy, generated once per prompt: TRL's
 ``ref_model`` where TRL keeps one; the base model with its adapters disabled under LoRA (TRL's own ``use_adapter``,
 as its KL term does); a frozen copy of the starting policy, taken when the trainer is built, when ``beta=0``
@@ -43,11 +47,16 @@ class GPMReward:
     def __init__(self, reward_model, num_generations: int, verifier: Callable | None = None, batch_size: int = 32):
         self.rm, self.G, self.verifier, self.batch_size = reward_model, num_generations, verifier, batch_size
         self.rm.requires_grad_(False)
-        self.last: list[Group] = []
+        self.accelerator = None  # set by GPRLTrainer: with several processes the rollout batch is gathered
+        self.last: list[Group] = []  # the whole rollout batch's groups, in every process
         self.last_prompts: list[str] = []
+        self.local = slice(None)  # this process's completions within the rollout batch
 
     @torch.no_grad()
     def __call__(self, prompts, completions, **columns) -> list[float]:
+        """This process's completions in, their rewards out; ``last`` holds every process's groups: TRL splits a
+        rollout batch over the processes (a group may span two), so the embeddings are gathered, as TRL gathers
+        scalar rewards, and every process forms the same groups, advantages and monitor state."""
         p = [_text(x) for x in prompts]
         c = [_text(x) for x in completions]
         v, lam = self.rm.embed(p, c, self.batch_size)
@@ -55,6 +64,17 @@ class GPMReward:
         if self.verifier is not None:
             cols = {k: v for k, v in columns.items() if isinstance(v, (list, tuple)) and len(v) == len(p)}  # per-row columns
             ver = [self.verifier(pp, cc, **{k: v[i] for k, v in cols.items()}) for i, (pp, cc) in enumerate(zip(p, c))]
+        n, start = len(p), 0
+        acc = self.accelerator
+        if acc is not None and acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            start = acc.process_index * n  # processes hold equal, consecutive parts of the batch (TRL's sampler)
+            v = acc.gather(v.to(acc.device)).cpu()
+            lam = None if lam is None else acc.gather(lam.to(acc.device)).cpu()
+            p = gather_object(p)
+            ver = None if ver is None else gather_object(ver)
+        self.local = slice(start, start + n)
         self.last, self.last_prompts, out = [], p[:: self.G], []
         for s in range(0, len(p), self.G):
             gv = ver[s:s + self.G] if ver is not None else None
@@ -62,7 +82,7 @@ class GPMReward:
                       verifier=None if gv is None or gv[0] is None else torch.tensor(gv, dtype=torch.float32))
             self.last.append(g)
             out += scalar_reward(g).tolist()
-        return out
+        return out[self.local]
 
 
 class GPRLTrainer(GRPOTrainer):
@@ -89,12 +109,8 @@ class GPRLTrainer(GRPOTrainer):
         if self.monitor is not None:
             self.monitor.eps, self.monitor.beta = self.epsilon_low, self.beta
             self.monitor.cfg.eps0, self.monitor.cfg.beta0 = self.epsilon_low, self.beta
-        self.trl_advantages: torch.Tensor | None = None  # TRL's own, kept for comparison and tests
-        if self.accelerator.num_processes > 1:  # groups can span processes; the embeddings would need gathering
-            from gprl import GprlError
-
-            raise GprlError("GPRLTrainer runs in one process per job for now; several processes per job need the "
-                            "reward model's embeddings gathered across processes (issue 13)")
+        self.trl_advantages: torch.Tensor | None = None  # TRL's own (this process's part), for comparison and tests
+        self.gpm_reward.accelerator = self.accelerator
 
     def _is_peft(self) -> bool:
         return hasattr(self.accelerator.unwrap_model(self.model), "peft_config")
@@ -120,10 +136,12 @@ class GPRLTrainer(GRPOTrainer):
             infos.append(info)
             if "sigma" in info:
                 sigmas.append(info["sigma"])
-        out["advantages"] = torch.cat(advs).to(out["advantages"].device, out["advantages"].dtype)
+        adv = torch.cat(advs)  # the whole rollout batch (every process's groups), in TRL's order
+        out["advantages"] = adv[self.gpm_reward.local].to(out["advantages"].device, out["advantages"].dtype)
         if sigmas and hasattr(self.estimator, "update_scale"):
             self.estimator.update_scale(sigmas)
-        self._log_axes(infos, out["completion_mask"].sum(1).float().cpu(), out["advantages"].float().cpu())
+        lengths = self.accelerator.gather(out["completion_mask"].sum(1)).float().cpu()
+        self._log_axes(infos, lengths, adv.float())
         return out
 
     @torch.no_grad()

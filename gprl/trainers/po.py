@@ -38,7 +38,9 @@ class POSettings:
     gamma_beta_ratio: float = 0.55
     clamp: float = 1000.0
     optim: str = "rmsprop"
-    batch_size: int = 8
+    batch_size: int = 8  # pairs per optimiser step over all processes
+    per_device_batch_size: int | None = None  # None = batch_size / world size (no accumulation)
+    deepspeed: str | None = None  # a DeepSpeed JSON, or None
     epochs: float = 1.0
     warmup_ratio: float = 0.1
     scheduler: str = "linear"
@@ -49,17 +51,32 @@ class POSettings:
     peft_config: object = None  # a peft LoraConfig, or None for full fine-tuning
 
 
-def _common(s: POSettings) -> dict:
-    return dict(output_dir=s.output_dir, per_device_train_batch_size=s.batch_size, learning_rate=s.lr,
+def _common(s: POSettings, world: int | None = None) -> dict:
+    """Settings every builder shares; per-device batch x accumulation x world size = ``s.batch_size``, for this
+    launch's number of processes (``world``, default: this launch's)."""
+    from gprl import distributed
+
+    world = distributed.world_size() if world is None else world
+    per_device = s.per_device_batch_size or distributed.per_device(s.batch_size, world, "po.batch_size")
+    accum = distributed.accumulation(s.batch_size, per_device, world, "po.batch_size")
+    return dict(output_dir=s.output_dir, per_device_train_batch_size=per_device, gradient_accumulation_steps=accum,
+                deepspeed=s.deepspeed, learning_rate=s.lr,
                 num_train_epochs=s.epochs, warmup_steps=s.warmup_ratio, lr_scheduler_type=s.scheduler, optim=s.optim,
                 max_grad_norm=1.0, weight_decay=0.0, bf16=s.bf16, logging_steps=1, save_strategy="no",
                 report_to=s.report_to, seed=s.seed, data_seed=s.seed, use_cpu=not torch.cuda.is_available(),
                 dataloader_num_workers=0, activation_checkpointing=False, max_length=s.max_length)
 
 
+def _checked(args):
+    from gprl.distributed import check_devices
+
+    check_devices(args)
+    return args
+
+
 @PO_TRAINERS.register("dpo")
 def dpo(model, tok, dataset, s: POSettings, callbacks=()):
-    args = DPOConfig(**_common(s), beta=s.beta, loss_type=["sigmoid"])
+    args = _checked(DPOConfig(**_common(s), beta=s.beta, loss_type=["sigmoid"]))
     return DPOTrainer(model=model, args=args, train_dataset=dataset.remove_columns(list(TARGETS)),
                       processing_class=tok, callbacks=list(callbacks), peft_config=s.peft_config)
 
@@ -68,8 +85,8 @@ def dpo(model, tok, dataset, s: POSettings, callbacks=()):
 def simpo(model, tok, dataset, s: POSettings, callbacks=()):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    args = CPOConfig(**_common(s), beta=s.beta, loss_type="simpo", cpo_alpha=0.0,
-                     simpo_gamma=s.beta * s.gamma_beta_ratio)
+    args = _checked(CPOConfig(**_common(s), beta=s.beta, loss_type="simpo", cpo_alpha=0.0,
+                              simpo_gamma=s.beta * s.gamma_beta_ratio))
     return CPOTrainer(model=model, args=args, train_dataset=dataset.remove_columns(list(TARGETS)),
                       processing_class=tok, callbacks=list(callbacks), peft_config=s.peft_config)
 
@@ -116,7 +133,7 @@ class ScorePOTrainer(DPOTrainer):
 
 
 def _score_po(model, tok, dataset, s: POSettings, callbacks=()):
-    args = DPOConfig(**_common(s), beta=s.beta, precompute_ref_log_probs=True, remove_unused_columns=False)
+    args = _checked(DPOConfig(**_common(s), beta=s.beta, precompute_ref_log_probs=True, remove_unused_columns=False))
     kw = {"beta": s.beta, "clamp": s.clamp}
     return ScorePOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                           data_collator=TargetCollator(pad_token_id=tok.pad_token_id, max_length=s.max_length),
