@@ -311,6 +311,8 @@ def test_a_finished_row_still_goes_through_run_py(tmp_path, monkeypatch):
 def test_queued_launcher_submits_every_row_before_waiting_on_any(tmp_path, monkeypatch):
     """With launcher=slurm a table's rows are all in the queue at once (one multirun each), not one after another;
     rows that benchmark another row's policies (policy_of) start once those policies are done."""
+    import subprocess
+
     import gprl.tables as tables
 
     events = []
@@ -326,6 +328,9 @@ def test_queued_launcher_submits_every_row_before_waiting_on_any(tmp_path, monke
             return 0
 
     monkeypatch.setattr(tables.subprocess, "Popen", FakePopen)
+    # the one-row-after-another path (other launchers) starts a row and waits on it
+    monkeypatch.setattr(tables.subprocess, "run", lambda cmd, **kw: FakePopen(cmd).wait() or
+                        subprocess.CompletedProcess(cmd, 0))
     m = Manifest.load(ROOT / "experiments" / "table2.yaml")
     rows = m.rows_for("smoke")
     assert len(rows) >= 3
