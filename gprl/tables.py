@@ -1,5 +1,6 @@
 """Paper tables as data: run a manifest's rows through ``run.py`` (Hydra multirun, so ``--launcher slurm`` sends
-the same table to a cluster, every row submitted at once) and collect ``results/tableN.{csv,md}`` with the paper's numbers beside ours.
+the same table to a cluster, every row submitted at once) and collect ``results/tableN.{csv,md}`` with the paper's
+numbers beside ours.
 
     python -m gprl.tables run experiments/table2.yaml --scale offline     # runs, then collects
     python -m gprl.tables collect experiments/table2.yaml --scale offline
@@ -203,7 +204,8 @@ def _submit_together(m: Manifest, scale: str, rows: list[Row], out_root: Path, l
                   flush=True)
         for row, log, p in procs:
             code = p.wait()
-            print(f"[tables] row {row.id}: " + ("done" if code == 0 else f"failed (exit {code}), see {log}"), flush=True)
+            print(f"[tables] row {row.id}: " + ("done" if code == 0 else f"failed (exit {code}), see {log}"),
+                  flush=True)
             if code != 0:
                 tail = log.read_text(errors="replace").strip().splitlines()[-3:]
                 print("\n".join("    " + ln for ln in tail), flush=True)

@@ -38,8 +38,8 @@ def cluster():
 
 
 def sweep_args(encoder: str, pairs_file: Path, sweep_dir: Path, *extra: str, steps: int = 2) -> list[str]:
-    o = [x for x in tiny_overrides(encoder, pairs_file, steps=steps)]
-    return ["-m", "launcher=slurm_local", *o, f"hydra.sweep.dir={sweep_dir}", *extra]
+    return ["-m", "launcher=slurm_local", *tiny_overrides(encoder, pairs_file, steps=steps), f"hydra.sweep.dir={sweep_dir}",
+            *extra]
 
 
 def job_ids(sweep_dir: Path) -> list[str]:
@@ -108,7 +108,7 @@ def test_invalid_sweep_point_or_impossible_gpu_request_submits_nothing(tiny_enco
 
 def test_table_rows_are_submitted_together_and_collected(tiny_encoder, pairs_file, tmp_path):
     manifest = tmp_path / "table.yaml"
-    tiny = [o for o in tiny_overrides(tiny_encoder, pairs_file)]
+    tiny = tiny_overrides(tiny_encoder, pairs_file)
     manifest.write_text(yaml.safe_dump({
         "table": "c1", "title": "cluster test table", "source": "tests/test_cluster.py",
         "metrics": {"acc": "pairs/accuracy"}, "seeds": [0],
@@ -138,7 +138,8 @@ def test_preempted_job_is_requeued_resumes_and_ends_as_an_uninterrupted_run(tiny
     weights and results. Requeued once more after it finished, it leaves the finished run as it was."""
     steps = ["algo.max_steps=30", "algo.save_steps=5", "algo.logging_steps=1"]
     sweeps = {name: tmp_path / name for name in ("straight", "preempted")}
-    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "run.py"), *sweep_args(tiny_encoder, pairs_file, d, "k=2", *steps)],
+    procs = {name: subprocess.Popen([sys.executable, str(ROOT / "run.py"),
+                                     *sweep_args(tiny_encoder, pairs_file, d, "k=2", *steps)],
                                     cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name, d in sweeps.items()}
     pre = sweeps["preempted"]
@@ -178,7 +179,8 @@ def test_preempted_job_is_requeued_resumes_and_ends_as_an_uninterrupted_run(tiny
     subprocess.run(["scontrol", "requeue", job], check=True)
     deadline = time.time() + 300
     while (info := job_info(job))["JobState"] != "COMPLETED" or int(info["Restarts"]) < 2:
-        assert info["JobState"] in ("PENDING", "RUNNING", "COMPLETING", "COMPLETED", "REQUEUED") and time.time() < deadline, info
+        assert info["JobState"] in ("PENDING", "RUNNING", "COMPLETING", "COMPLETED", "REQUEUED"), info
+        assert time.time() < deadline, info
         time.sleep(1)
     after = snapshot(run_dir)
     assert after.pop("run.log") != before.pop("run.log")  # the log says the job ran again (submitit's lines) ...
