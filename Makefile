@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
+.PHONY: install install-eval run test test-slow test-cluster cluster-up cluster-down bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -30,6 +30,20 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# a one-node SLURM cluster on this machine (root; installs slurm-wlm and munge with apt if missing): see README "Cluster"
+cluster-up:
+	slurm/local_cluster.sh up
+cluster-down:
+	slurm/local_cluster.sh down
+
+# the cluster tests (sweeps, tables, requeue) against the local cluster, which it starts; skipped with a message where
+# this machine cannot start one (not root, or neither SLURM nor apt-get)
+test-cluster: $(STAMP)
+	@if [ "$$(id -u)" -ne 0 ]; then echo "test-cluster: SKIPPED, not root (the local SLURM cluster needs root)"; \
+	elif ! command -v slurmctld >/dev/null && ! command -v apt-get >/dev/null; then \
+	  echo "test-cluster: SKIPPED, SLURM is not installed and there is no apt-get to install it"; \
+	else slurm/local_cluster.sh up && $(PY) -m pytest -q -p no:cacheprovider -m cluster; fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/scoring_cost.py

@@ -15,6 +15,7 @@ their schema is gprl.config.RunConfig, which rejects impossible settings with on
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def main(cfg: DictConfig) -> None:
             distributed.barrier()
             TASKS.get(run_cfg.task)(run_cfg, run_dir)
     except GprlError as e:
+        if "SUBMITIT_FOLDER" in os.environ:  # a job of a submitit sweep: Hydra records the error as the job's result
+            raise  # and the submitting process reports it (a job that only exits leaves the sweep waiting where
+            # SLURM has no accounting database: the local cluster)
         fail(str(e))
 
 

@@ -1,5 +1,6 @@
 """Paper tables as data: run a manifest's rows through ``run.py`` (Hydra multirun, so ``--launcher slurm`` sends
-the same table to a cluster) and collect ``results/tableN.{csv,md}`` with the paper's numbers beside ours.
+the same table to a cluster, every row submitted at once) and collect ``results/tableN.{csv,md}`` with the paper's
+numbers beside ours.
 
     python -m gprl.tables run experiments/table2.yaml --scale offline     # runs, then collects
     python -m gprl.tables collect experiments/table2.yaml --scale offline
@@ -150,24 +151,74 @@ def command(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | N
     return cmd + ([f"launcher={launcher}"] if launcher else [])
 
 
+# launchers whose jobs wait in a cluster queue: a table's rows are submitted together (one multirun per row, each
+# a submitit job array, all started at once) and collected when every one is done. Other launchers run the jobs in
+# this machine's processes, so rows run one after another.
+QUEUED_LAUNCHERS = ("slurm", "slurm_local")
+
+
+def _prepare_row(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | None, at: str) -> list[str]:
+    """A row's run.py command, its sweep directory made and ``row.json`` written, the command printed."""
+    cmd = command(m, scale, row, out_root, launcher)
+    d = sweep_dir(m, scale, row, out_root)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
+    print(f"[tables] table {m.table} ({scale}) row {at}: {' '.join(cmd[1:])}", flush=True)
+    return cmd
+
+
 def _run_row(m: Manifest, scale: str, row: Row, out_root: Path, launcher: str | None, at: str) -> None:
     if row.policy_of:  # the policies it benchmarks first (a finished run is found, not redone)
         other, ref = referenced(m, scale, row)
         _run_row(other, scale, ref, out_root, launcher, f"{at}, its policies: table {other.table} row {ref.id}")
-    cmd = command(m, scale, row, out_root, launcher)
-    d = sweep_dir(m, scale, row, out_root)
     # always through run.py, even when every seed has results: it alone decides whether a finished run was made
     # with these settings (then it is shown, not redone) or with others (then it stops with one line)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "row.json").write_text(json.dumps({"table": m.table, "row": row.id, "scale": scale, "command": cmd[1:]}) + "\n")
-    print(f"[tables] table {m.table} ({scale}) row {at}: {' '.join(cmd[1:])}", flush=True)
-    r = subprocess.run(cmd, cwd=ROOT)
+    r = subprocess.run(_prepare_row(m, scale, row, out_root, launcher, at), cwd=ROOT)
     if r.returncode != 0:
         raise GprlError(f"row {row.id} failed (exit {r.returncode}); finished rows are kept, re-run to resume")
 
 
+def _submit_together(m: Manifest, scale: str, rows: list[Row], out_root: Path, launcher: str) -> None:
+    """Every row's multirun at once (a queued launcher: each submits its job array and waits on it), in two
+    rounds when rows benchmark another row's policies (``policy_of``): those policies first. Each row's output goes
+    to ``<sweep dir>/launch.log``; a failed row is reported with its log's end once all are done."""
+    first: dict[Path, tuple[Manifest, Row, str]] = {}
+    for n, row in enumerate(rows, 1):
+        if row.policy_of:
+            other, ref = referenced(m, scale, row)
+            first.setdefault(sweep_dir(other, scale, ref, out_root),
+                             (other, ref, f"{n}/{len(rows)} {row.id}, its policies: table {other.table} row {ref.id}"))
+        else:
+            first.setdefault(sweep_dir(m, scale, row, out_root), (m, row, f"{n}/{len(rows)} {row.id}"))
+    second = [(m, row, f"{n}/{len(rows)} {row.id}") for n, row in enumerate(rows, 1) if row.policy_of]
+    failed = []
+    for batch in (list(first.values()), second):
+        procs = []
+        for mm, row, at in batch:
+            cmd = _prepare_row(mm, scale, row, out_root, launcher, at)
+            log = sweep_dir(mm, scale, row, out_root) / "launch.log"
+            with log.open("w") as f:
+                procs.append((row, log, subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)))
+        if procs:
+            print(f"[tables] {len(procs)} row(s) submitted together; each row's output: <its sweep dir>/launch.log",
+                  flush=True)
+        for row, log, p in procs:
+            code = p.wait()
+            print(f"[tables] row {row.id}: " + ("done" if code == 0 else f"failed (exit {code}), see {log}"),
+                  flush=True)
+            if code != 0:
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                print("\n".join("    " + ln for ln in tail), flush=True)
+                failed.append(row.id)
+        if failed:
+            raise GprlError(f"row(s) {', '.join(failed)} failed; finished rows are kept, re-run to resume")
+
+
 def run(m: Manifest, scale: str, out_root: Path, launcher: str | None = None) -> None:
     rows = m.rows_for(scale)
+    if launcher in QUEUED_LAUNCHERS:
+        _submit_together(m, scale, rows, out_root, launcher)
+        return
     for n, row in enumerate(rows, 1):
         _run_row(m, scale, row, out_root, launcher, f"{n}/{len(rows)} {row.id}")
 
@@ -304,7 +355,8 @@ def main(argv=None) -> None:
     ap.add_argument("manifest", help="a table manifest (run, collect, list) or a sweep directory (summarize)")
     ap.add_argument("--cmd", default="", help="summarize: the command that made the sweep, for the record")
     ap.add_argument("--scale", default="offline", help="a scale named in the manifest (offline, smoke, cluster_...)")
-    ap.add_argument("--launcher", default=None, help="conf/launcher option for the sweeps (local, submitit_local, slurm)")
+    ap.add_argument("--launcher", default=None, help="conf/launcher option for the sweeps (local, submitit_local, slurm, "
+                    "slurm_local); with slurm and slurm_local every row is submitted at once")
     ap.add_argument("--out", default=str(ROOT / "multirun"), help="root of the run directories")
     ap.add_argument("--results", default=str(ROOT / "results"), help="where tableN.{csv,md} go")
     args = ap.parse_args(argv)

@@ -7,7 +7,8 @@ from gprl import GprlError
 from tests.helpers import ROOT, compose_cfg, run_cli, run_config
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-LAUNCHERS = sorted(p.stem for p in (ROOT / "conf" / "launcher").glob("*.yaml"))
+# slurm_local is launcher=slurm with other resources (test_slurm_launchers_requeue_and_the_local_one_asks_for_no_gpu)
+LAUNCHERS = sorted(p.stem for p in (ROOT / "conf" / "launcher").glob("*.yaml") if p.stem != "slurm_local")
 # values an experiment leaves for the user to fill in (???)
 REQUIRED = {"rm_eval": ["reward_model.path=/tmp/rm", "eval.pairs=/tmp/pairs.jsonl"], "benchmark": ["benchmark.policy=/tmp/p"]}
 TAU = {"alpaca_judge": 0.1}  # experiments that set reward_model.tau themselves
@@ -162,3 +163,12 @@ def test_a_run_made_before_minibatches_existed_is_not_the_same_settings():
     assert differences(old, {**old, "rl.minibatches": 4}) == ["rl.minibatches"]
     assert differences(old, {**old, "rl.minibatches": 1}) == []
     assert differences(old, {**old, "algo.head_lr": None}) == []
+
+
+def test_slurm_launchers_requeue_and_the_local_one_asks_for_no_gpu():
+    paper = compose_cfg(["launcher=slurm"], hydra_cfg=True).hydra.launcher
+    local = compose_cfg(["launcher=slurm_local"], hydra_cfg=True).hydra.launcher
+    assert paper.max_num_timeout > 0 and local.max_num_timeout == paper.max_num_timeout  # preempted / timed-out jobs requeue
+    assert paper.gpus_per_node == 8 and local.gpus_per_node is None and local.cpus_per_task == 1
+    assert local._target_.endswith("SlurmLauncher")
+    assert run_config(["launcher=slurm_local", "k=2"]).k == 2

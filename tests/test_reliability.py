@@ -80,7 +80,7 @@ class World:
         # a SLURM whose nodes have no GPUs
         b = base / "fake_slurm"
         b.mkdir()
-        for name, body in (("sbatch", "exit 0"), ("sinfo", "echo '(null)'")):
+        for name, body in (("sbatch", 'echo "$@" >> "$(dirname "$0")/sbatch.calls"; exit 0'), ("sinfo", "echo '(null)'")):
             (b / name).write_text(f"#!/bin/sh\n{body}\n")
             (b / name).chmod(0o755)
         self.fake_slurm = b
@@ -183,6 +183,8 @@ BAD = [
     ("slurm_without_gpus", {"-m": True, "launcher": "slurm", "@fake_slurm": True},
      "asks for hydra.launcher.gpus_per_node=8, but the nodes of this cluster have no GPUs"),
     ("sweep_with_bad_point", {"-m": True, "k": "2,3"}, "sweep point k=3"),
+    ("slurm_sweep_with_bad_point", {"-m": True, "launcher": "slurm_local", "@fake_slurm": True, "k": "2,3"},
+     "sweep point k=3"),
 ]
 
 
@@ -211,6 +213,7 @@ def test_bad_input_is_one_line_and_touches_nothing(world, changes, expected, cap
     assert "Traceback" not in out + err
     assert snapshot(world.run_dir) == before
     assert not (tmp_path / "sweep").exists()  # a sweep with a bad point starts nothing
+    assert not (world.fake_slurm / "sbatch.calls").exists()  # and submits nothing
     assert not world.cache.exists()  # nothing trained (policy runs would train their reward model first)
 
 

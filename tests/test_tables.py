@@ -306,3 +306,47 @@ def test_a_finished_row_still_goes_through_run_py(tmp_path, monkeypatch):
     monkeypatch.setattr(tables.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     tables._run_row(m, "smoke", row, tmp_path, None, "1/1")
     assert len(calls) == 1 and calls[0][1].endswith("run.py") and f"hydra.sweep.dir={d}" in calls[0]
+
+
+def test_queued_launcher_submits_every_row_before_waiting_on_any(tmp_path, monkeypatch):
+    """With launcher=slurm a table's rows are all in the queue at once (one multirun each), not one after another;
+    rows that benchmark another row's policies (policy_of) start once those policies are done."""
+    import subprocess
+
+    import gprl.tables as tables
+
+    events = []
+
+    class FakePopen:
+        def __init__(self, cmd, **kw):
+            self.row = next(a for a in cmd if a.startswith("hydra.sweep.dir=")).rsplit("/", 1)[1]
+            assert "launcher=slurm" in cmd
+            events.append(("start", self.row))
+
+        def wait(self):
+            events.append(("wait", self.row))
+            return 0
+
+    monkeypatch.setattr(tables.subprocess, "Popen", FakePopen)
+    # the one-row-after-another path (other launchers) starts a row and waits on it
+    monkeypatch.setattr(tables.subprocess, "run", lambda cmd, **kw: FakePopen(cmd).wait() or
+                        subprocess.CompletedProcess(cmd, 0))
+    m = Manifest.load(ROOT / "experiments" / "table2.yaml")
+    rows = m.rows_for("smoke")
+    assert len(rows) >= 3
+    tables.run(m, "smoke", tmp_path, "slurm")
+    assert [e[0] for e in events] == ["start"] * len(rows) + ["wait"] * len(rows)
+    assert {e[1] for e in events} == {sweep_dir(m, "smoke", r, tmp_path).name for r in rows}
+
+    events.clear()  # Table 8 benchmarks Table 4's policies: those first (all at once), then its own rows
+    m8 = Manifest.load(ROOT / "experiments" / "table8.yaml")
+    rows8 = m8.rows_for("smoke")
+    refs = {sweep_dir(other, "smoke", ref, tmp_path).name for r in rows8 if r.policy_of
+            for other, ref in [tables.referenced(m8, "smoke", r)]}
+    assert refs
+    tables.run(m8, "smoke", tmp_path, "slurm")
+    n_first = len({sweep_dir(m8, "smoke", r, tmp_path).name for r in rows8 if not r.policy_of} | refs)
+    kinds = [e[0] for e in events]
+    assert kinds[:2 * n_first] == ["start"] * n_first + ["wait"] * n_first
+    assert {e[1] for e in events[:n_first]} >= refs
+    assert kinds[2 * n_first:] == ["start"] * (len(kinds) // 2 - n_first) + ["wait"] * (len(kinds) // 2 - n_first)
