@@ -169,6 +169,6 @@ def test_slurm_launchers_requeue_and_the_local_one_asks_for_no_gpu():
     paper = compose_cfg(["launcher=slurm"], hydra_cfg=True).hydra.launcher
     local = compose_cfg(["launcher=slurm_local"], hydra_cfg=True).hydra.launcher
     assert paper.max_num_timeout > 0 and local.max_num_timeout == paper.max_num_timeout  # preempted / timed-out jobs requeue
-    assert paper.gpus_per_node == 8 and local.gpus_per_node is None and local.cpus_per_task == 1
+    assert paper.gpus_per_node == 8 and local.gpus_per_node is None and local.cpus_per_task == 1 and local.tasks_per_node == 1
     assert local._target_.endswith("SlurmLauncher")
     assert run_config(["launcher=slurm_local", "k=2"]).k == 2
