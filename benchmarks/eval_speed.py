@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Evaluation versus training speed per sequence for the embedded default, in one run (ratios side by side).
 
-    python benchmarks/eval_speed.py [--steps 8] [--pairs-per-set 60] [--rounds 1]
+    python benchmarks/eval_speed.py [--steps 8] [--pairs-per-set 60] [--rounds 2]
 
 The embedded default's model and settings (MiniLM, k=4 with gate and L2, 160 tokens, bottom 4 blocks frozen,
 dropout off, batch 16 pairs): training runs ``gprl.tasks.reward_model.train`` for a few steps on the default's
 training pairs (steps after the first two timed; a step is forward + backward + AdamW over 2 x 16 (prompt, response)
 sequences plus its prompt pass); evaluation scores a sample of each default evaluation set (``--pairs-per-set``
-pairs; sequences = the distinct (prompt, response) rows scored, prompt passes included in the time) three ways:
+pairs; sequences = the distinct (prompt, response) rows scored, prompt passes included in the time; the model is the
+default trained for 3 steps: speed does not depend on the weights) three ways:
 
 * before: the evaluation of commit 745a53c (rows sorted by characters, the encoder's gate re-running every prompt
   of every batch, ``torch.no_grad``), kept below as ``score_pairs_before``;
@@ -15,14 +16,15 @@ pairs; sequences = the distinct (prompt, response) rows scored, prompt passes in
 * now in bf16 autocast.
 
 Training is timed in fp32 and bf16, so each evaluation rate has a training rate in the same precision beside it.
-Under load from other jobs absolute rates are noise; compare the ratios, which come from adjacent measurements.
+Rounds run the five measurements forwards, then backwards (ABBA), so a load that drifts during the run cancels in
+the mean. Under load from other jobs absolute rates are noise; compare the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -80,6 +82,9 @@ def config(overrides):
         return run.to_run_config(compose("config", overrides=overrides))
 
 
+WORK = Path(tempfile.mkdtemp(prefix="eval_speed_"))  # the runs' directories, deleted at the end
+
+
 def train_rate(cfg, precision, steps):
     """(prompt, response) sequences per second of training steps 3..steps, and the trained model's directory."""
     import dataclasses
@@ -89,7 +94,7 @@ def train_rate(cfg, precision, steps):
     cfg = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, precision=precision, max_steps=steps,
                                                             save_steps=10_000))
     timer = StepTimer()
-    d = Path(tempfile.mkdtemp(prefix="eval_speed_"))
+    d = Path(tempfile.mkdtemp(dir=WORK))
     final = train(cfg, d, callbacks=[timer])
     return 2 * cfg.algo.batch_size / timer.per_step(), final
 
@@ -104,7 +109,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--pairs-per-set", type=int, default=60)
-    ap.add_argument("--rounds", type=int, default=1, help="repeat every measurement; medians are printed")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of all measurements, every second one in reverse "
+                    "order; medians (for 2 rounds: means) are printed")
     args = ap.parse_args()
     from gprl.evaluate import score_pairs
     from gprl.models import GeneralPreferenceModel
@@ -116,20 +122,26 @@ def main():
     sets = eval_sets(cfg, data_context(cfg))
     n_seqs = sum(len({(p["prompt"], r) for p in s for r in (p["chosen"], p["rejected"])}) for s in sets.values())
     bs = cfg.eval.batch_size
+    _, final = train_rate(cfg, "fp32", 3)  # a trained default model to evaluate (speed does not depend on weights)
+    model = GeneralPreferenceModel.from_pretrained(final)
+    scores = {}
+
+    def evaluation(name, fn):
+        def measure():
+            r, scores[name] = eval_rate(fn, sets, n_seqs)
+            return r
+        return name, measure
+
+    tasks = [("train fp32", lambda: train_rate(cfg, "fp32", args.steps)[0]),
+             evaluation("eval before fp32", lambda p: score_pairs_before(model, p, bs)),
+             evaluation("eval now fp32", lambda p: score_pairs(model, p, bs, desc=None)),
+             ("train bf16", lambda: train_rate(cfg, "bf16", args.steps)[0]),
+             evaluation("eval now bf16", lambda p: score_pairs(model, p, bs, desc=None, precision="bf16"))]
     rates = {}
-    max_diff = 0.0
-    for _ in range(args.rounds):
-        for precision in ("fp32", "bf16"):
-            r, final = train_rate(cfg, precision, args.steps)
-            rates.setdefault(f"train {precision}", []).append(r)
-            model = GeneralPreferenceModel.from_pretrained(final)
-            if precision == "fp32":
-                r, before = eval_rate(lambda p: score_pairs_before(model, p, bs), sets, n_seqs)
-                rates.setdefault("eval before fp32", []).append(r)
-            r, now = eval_rate(lambda p: score_pairs(model, p, bs, desc=None, precision=precision), sets, n_seqs)
-            rates.setdefault(f"eval now {precision}", []).append(r)
-            if precision == "fp32":
-                max_diff = max(max_diff, (now - before).abs().max().item())
+    for r in range(args.rounds):  # odd rounds run in reverse order (ABBA): a load that drifts cancels in the mean
+        for name, measure in (tasks if r % 2 == 0 else tasks[::-1]):
+            rates.setdefault(name, []).append(measure())
+    max_diff = (scores["eval now fp32"] - scores["eval before fp32"]).abs().max().item()
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"\nembedded default (MiniLM k=4 + gate, 160 tokens, 4 of 6 blocks frozen, dropout off), torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16('cpu')[1]}")
@@ -144,4 +156,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)

