@@ -2,7 +2,7 @@
 """Reward-model training throughput: gprl's PreferenceTrainer versus TRL's RewardTrainer (BT) on the same
 backbone, the same pairs, batch and optimiser, in one run.
 
-    python benchmarks/rm_throughput.py [--steps 12] [--batch 16] [--backbones minilm,llama]
+    python benchmarks/rm_throughput.py [--steps 12] [--batch 16] [--backbones minilm,llama] [--rounds 2]
 
 Backbones: MiniLM (an encoder: the GPM's gate needs a prompt-only pass, whose cost is printed) and a Llama built
 locally (hidden 256, 4 layers, as the policy in gprl_step.py; MiniLM's tokenizer with a chat template; a decoder:
@@ -11,13 +11,15 @@ TRL gets the pairs in its conversational format, so both trainers apply the same
 
 Settings are matched explicitly (TRL's RewardConfig defaults to bf16, gradient checkpointing and no dropout).
 Texts are pre-cut (prompt 300 chars, responses 500 chars) so that both trainers see the same tokens: TRL drops
-over-long pairs instead of truncating them. Steps after the first two are timed (warm-up excluded).
+over-long pairs instead of truncating them. Steps after the first two are timed (warm-up excluded). Each setting's
+trainers run in rounds, every second one in reverse order (ABBA), so a load that drifts during the run cancels.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--backbones", default="minilm,llama", help="comma-separated: minilm, llama")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds per setting, every second in reverse order; medians")
     ap.add_argument("--shared-data", default=str(ROOT / ".." / "shared" / "data"))
     args = ap.parse_args()
     from gprl.models.tiny import build_causal_lm
@@ -130,14 +133,20 @@ def main():
             backbone = paths[name]
             for bf16, dropout in SETTINGS[name]:
                 setting = f"{'bf16' if bf16 else 'fp32'}" + ("" if name == "llama" else f", dropout {'on' if dropout else 'off'}")
-                rows = [(f"TRL RewardTrainer (BT), {setting}", run_trl(backbone, pairs, s, b, bf16, dropout)),
-                        (f"gprl k=1 (BT), {setting}", run_gprl(backbone, pairs, s, b, 1, False, bf16, dropout)),
-                        (f"gprl k=4 GPM + gate, {setting}", run_gprl(backbone, pairs, s, b, 4, True, bf16, dropout))]
+                runs = [(f"TRL RewardTrainer (BT), {setting}", lambda: run_trl(backbone, pairs, s, b, bf16, dropout)),
+                        (f"gprl k=1 (BT), {setting}", lambda: run_gprl(backbone, pairs, s, b, 1, False, bf16, dropout)),
+                        (f"gprl k=4 GPM + gate, {setting}", lambda: run_gprl(backbone, pairs, s, b, 4, True, bf16, dropout))]
                 if name == "minilm":  # what the encoder's prompt-only pass for the gate costs
-                    rows.append((f"gprl k=4 GPM, no gate, {setting}", run_gprl(backbone, pairs, s, b, 4, False, bf16, dropout)))
+                    runs.append((f"gprl k=4 GPM, no gate, {setting}",
+                                 lambda: run_gprl(backbone, pairs, s, b, 4, False, bf16, dropout)))
+                got = {}
+                for r in range(args.rounds):  # every second round in reverse order (ABBA): drifting load cancels
+                    for label, fn in (runs if r % 2 == 0 else runs[::-1]):
+                        got.setdefault(label, []).append(fn())
+                rows = [(label, statistics.median(got[label])) for label, _ in runs]
                 report.append((name, [(n, v, v / rows[0][1]) for n, v in rows]))
-    print(f"\nbatch {args.batch} pairs, {args.steps} steps (first 2 untimed), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(f"\nbatch {args.batch} pairs, {args.steps} steps (first 2 untimed), {args.rounds} round(s) (ABBA), medians, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in args.backbones.split(","):
         print(f"\n{LABELS[name]}")
         print(f"{'trainer, setting':<46} {'pairs/s':>8} {'vs TRL (same setting)':>22}")
