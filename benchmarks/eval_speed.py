@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluation versus training speed per sequence for the embedded default, in one run (ratios side by side).
 
-    python benchmarks/eval_speed.py [--steps 8] [--pairs-per-set 60] [--rounds 2]
+    python benchmarks/eval_speed.py [--steps 8] [--pairs-per-set 60] [--rounds 2] [--eval-only]
 
 The embedded default's model and settings (MiniLM, k=4 with gate and L2, 160 tokens, bottom 4 blocks frozen,
 dropout off, batch 16 pairs): training runs ``gprl.tasks.reward_model.train`` for a few steps on the default's
@@ -109,6 +109,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--pairs-per-set", type=int, default=60)
+    ap.add_argument("--eval-only", action="store_true", help="time only the evaluations (no training rates)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of all measurements, every second one in reverse "
                     "order; medians (for 2 rounds: means) are printed")
     args = ap.parse_args()
@@ -137,6 +138,8 @@ def main():
              evaluation("eval now fp32", lambda p: score_pairs(model, p, bs, desc=None)),
              ("train bf16", lambda: train_rate(cfg, "bf16", args.steps)[0]),
              evaluation("eval now bf16", lambda p: score_pairs(model, p, bs, desc=None, precision="bf16"))]
+    if args.eval_only:
+        tasks = [t for t in tasks if not t[0].startswith("train")]
     rates = {}
     for r in range(args.rounds):  # odd rounds run in reverse order (ABBA): a load that drifts cancels in the mean
         for name, measure in (tasks if r % 2 == 0 else tasks[::-1]):
@@ -149,8 +152,10 @@ def main():
           f"{len(sets)} sets = {n_seqs} distinct sequences, batch {bs}; {args.rounds} round(s), medians")
     print(f"{'measurement':<20} {'seq/s':>8} {'vs training, same precision':>28}")
     for name in ("train fp32", "eval before fp32", "eval now fp32", "train bf16", "eval now bf16"):
-        train_key = "train bf16" if "bf16" in name else "train fp32"
-        print(f"{name:<20} {med[name]:>8.1f} {med[name] / med[train_key]:>27.2f}x")
+        if name not in med:
+            continue
+        train = med.get("train bf16" if "bf16" in name else "train fp32")
+        print(f"{name:<20} {med[name]:>8.1f} " + (f"{med[name] / train:>27.2f}x" if train else f"{'-':>28}"))
     print(f"eval now fp32 vs before: {med['eval now fp32'] / med['eval before fp32']:.2f}x; "
           f"largest score difference now vs before {max_diff:.1e}")
 
