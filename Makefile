@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow test-cluster cluster-up cluster-down bench clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
+.PHONY: install install-eval run test test-slow test-cluster cluster-up cluster-down bench bench-default clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -47,8 +47,13 @@ test-cluster: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scoring_cost.py
+	$(PY) benchmarks/eval_speed.py
 	$(PY) benchmarks/rm_throughput.py
 	$(PY) benchmarks/gprl_step.py
+
+# the embedded default from scratch, twice: min/median wall time and peak memory (run it on an idle machine)
+bench-default: $(STAMP)
+	$(PY) benchmarks/default_run.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun wandb

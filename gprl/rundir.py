@@ -93,7 +93,9 @@ def _defaults() -> dict:
 
 # Fields added to the code whose default is NOT what runs made before them did: a record without the key ran with
 # this value (provenance.ADDED_LATER is the same idea for cache keys, where the old behaviour is the default).
-FORMER_VALUES = {"rl.minibatches": 1}  # before it, every rollout batch served one optimiser step
+# before rl.minibatches, every rollout batch served one optimiser step; before algo.precision (auto by default),
+# reward models trained and were evaluated in fp32
+FORMER_VALUES = {"rl.minibatches": 1, "algo.precision": "fp32"}
 
 
 def differences(old: dict, new: dict) -> list[str]:

@@ -80,7 +80,7 @@ def test_paper_settings_compose():
     assert rc.model.backbone == "google/gemma-2b-it" and rc.model.max_length == 2048
     a = rc.algo
     assert (a.lr, a.epochs, a.warmup_ratio, a.scheduler) == (1e-5, 2, 0.03, "cosine")
-    assert (a.adam_beta1, a.adam_beta2, a.weight_decay, a.max_grad_norm, a.bf16) == (0.9, 0.95, 0.0, 1.0, True)
+    assert (a.adam_beta1, a.adam_beta2, a.weight_decay, a.max_grad_norm, a.precision) == (0.9, 0.95, 0.0, 1.0, "bf16")
     assert a.deepspeed and (ROOT / a.deepspeed).exists()
     assert rc.data.train.hub_name == "Skywork/Skywork-Reward-Preference-80K-v0.2"
 
@@ -147,10 +147,13 @@ def test_config_fields_added_later_leave_cache_keys_unchanged():
     assert fingerprint(SourceConfig()) == fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
     assert fingerprint(DataConfig()) == fingerprint(without(asdict(DataConfig()), "max_text_chars"))  # nested
     assert fingerprint(SourceConfig(max_text_chars=10)) != fingerprint(without(asdict(SourceConfig()), "max_text_chars"))
-    old_algo = without(asdict(AlgoConfig()), "head_lr", "cache_features", "global_batch_size")
-    assert fingerprint(AlgoConfig()) == fingerprint(old_algo)
-    assert fingerprint(AlgoConfig(head_lr=1e-3)) != fingerprint(old_algo)
-    assert fingerprint(AlgoConfig(global_batch_size=32)) != fingerprint(old_algo)
+    # algo.bf16 (false) became algo.precision; keys are made with precision resolved (fp32 or bf16)
+    old_algo = {**without(asdict(AlgoConfig()), "head_lr", "cache_features", "global_batch_size", "precision"),
+                "bf16": False}
+    assert fingerprint(AlgoConfig(precision="fp32")) == fingerprint(old_algo)
+    assert fingerprint(AlgoConfig(precision="fp32", head_lr=1e-3)) != fingerprint(old_algo)
+    assert fingerprint(AlgoConfig(precision="fp32", global_batch_size=32)) != fingerprint(old_algo)
+    assert fingerprint(AlgoConfig(precision="bf16")) == fingerprint({**old_algo, "bf16": True, "precision": "bf16"})
 
 
 def test_a_run_made_before_minibatches_existed_is_not_the_same_settings():
@@ -163,6 +166,9 @@ def test_a_run_made_before_minibatches_existed_is_not_the_same_settings():
     assert differences(old, {**old, "rl.minibatches": 4}) == ["rl.minibatches"]
     assert differences(old, {**old, "rl.minibatches": 1}) == []
     assert differences(old, {**old, "algo.head_lr": None}) == []
+    # runs made before algo.precision trained in fp32: a bf16 run (auto on a bf16 CPU) is not the same settings
+    assert differences(old, {**old, "algo.precision": "bf16"}) == ["algo.precision"]
+    assert differences(old, {**old, "algo.precision": "fp32"}) == []
 
 
 def test_slurm_launchers_requeue_and_the_local_one_asks_for_no_gpu():

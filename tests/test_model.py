@@ -69,8 +69,11 @@ def test_k_plus_one_passes_for_k_responses(tiny_encoder):
     rows = []
     m.backbone.register_forward_hook(lambda mod, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]),
                                      with_kwargs=True)
-    m.score_matrix("Name a fruit.", RESPONSES * 2)
+    m.score_matrix("Name a fruit.", RESPONSES + [r + " Yes." for r in RESPONSES])
     assert sum(rows) == 8 + 1
+    rows.clear()
+    m.score_matrix("Name a fruit.", RESPONSES * 2)  # a repeated response is embedded once
+    assert sum(rows) == 4 + 1
 
 
 def test_save_and_load_roundtrip(tiny_backbone, tmp_path):

@@ -58,6 +58,11 @@ def test_cli_trains_evaluates_and_keeps_finished_results(tiny_encoder, pairs_fil
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((run_dir / "results.json").read_text())
     assert res["n"] == 16 and 0 <= res["accuracy"] <= 1
+    # algo.precision=auto is resolved once, before the run is recorded: the record and the results name what ran
+    from gprl.runtime import resolve_precision
+
+    assert res["precision"] == resolve_precision("auto") and res["threads"] >= 1
+    assert json.loads((run_dir / "fingerprint.json").read_text())["config"]["algo.precision"] == res["precision"]
     assert set(res["per_subset"]) == {"easy", "hard"}
     assert "longer wins" in r.stdout
     mtime = (run_dir / "results.json").stat().st_mtime
@@ -170,7 +175,7 @@ def test_cache_features_trains_as_a_frozen_backbone_and_saves_a_normal_model(tin
     from gprl.evaluate import score_pairs
     from tests.conftest import PAIRS
 
-    common = {"algo.head_lr": 1e-2, "algo.warmup_ratio": 0}
+    common = {"algo.head_lr": 1e-2, "algo.warmup_ratio": 0, "algo.precision": "fp32"}  # bf16 rounds differently per batch
     frozen = cfg_for(tiny_encoder, pairs_file, steps=3, **common, **{"model.freeze_layers": 2})
     cached = cfg_for(tiny_encoder, pairs_file, steps=3, **common, **{"algo.cache_features": True})
     a = GeneralPreferenceModel.from_pretrained(train(frozen, tmp_path / "frozen"))

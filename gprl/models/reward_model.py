@@ -220,18 +220,76 @@ class GeneralPreferenceModel(nn.Module):
                 batch["prompt_index"] = torch.tensor([pos[p] for p in prompts])
         return batch
 
-    @torch.no_grad()
-    def embed(self, prompts: list[str], responses: list[str], batch_size: int = 32):
-        """Embeddings ``(N, k)`` and eigenvalues ``(N, k/2)`` (or None) for aligned prompt/response lists."""
+    def embed(self, prompts: list, responses: list[str], batch_size: int = 32, precision: str = "fp32",
+              progress: str | None = None):
+        """Embeddings ``(N, k)`` and eigenvalues ``(N, k/2)`` (or None) for aligned prompt/response lists, in fp32 on
+        the CPU, at forward-pass speed (``features_of``); ``progress``: a progress-bar label, or None for none."""
+        from gprl.runtime import autocast
+
+        h_y, h_x = self.features_of(prompts, responses, batch_size, precision, progress)
+        with torch.no_grad(), autocast(precision, self.device.type):
+            v, lam = self(h_y=h_y.to(self.device), h_x=None if h_x is None else h_x.to(self.device))
+        return v.float().cpu(), (None if lam is None else lam.float().cpu())
+
+    def features_of(self, prompts: list, responses: list[str], batch_size: int = 32, precision: str = "fp32",
+                    progress: str | None = None):
+        """``features`` (``h_y``, and ``h_x`` or None) of aligned prompt/response lists, on the CPU, in input order.
+
+        Each distinct (prompt, response), and for an encoder's gate each distinct prompt, is tokenised and run
+        through the backbone once; rows are batched by token length (a batch pads only to its own longest row);
+        eval mode, no autograd (inference mode); ``precision`` ``bf16`` runs under bf16 autocast (gprl.runtime).
+        """
+        from gprl.runtime import autocast
+
+        keys = list(dict.fromkeys(zip(prompts, responses)))
+        was_training = self.training
         self.eval()
-        vs, lams = [], []
-        for s in range(0, len(prompts), batch_size):
-            b = {k: t.to(self.device) for k, t in self.collate(prompts[s:s + batch_size], responses[s:s + batch_size]).items()}
-            v, lam = self(**b)
-            vs.append(v.float().cpu())
-            if lam is not None:
-                lams.append(lam.float().cpu())
-        return torch.cat(vs), (torch.cat(lams) if lams else None)
+        try:
+            with torch.inference_mode(), autocast(precision, self.device.type):
+                h_y, h_x = self._unique_features(keys, batch_size, progress)
+        finally:
+            self.train(was_training)
+        pos = {key: i for i, key in enumerate(keys)}
+        rows = torch.tensor([pos[key] for key in zip(prompts, responses)], dtype=torch.long)
+        # cloned outside inference mode: callers may feed them to autograd (cached features, advantages)
+        return h_y.cpu()[rows].clone(), (None if h_x is None else h_x.cpu()[rows].clone())
+
+    def _unique_features(self, keys: list[tuple], batch_size: int, progress: str | None):
+        """``h_y`` and ``h_x`` for distinct (prompt, response) ``keys``: encoders embed each distinct prompt once
+        for the gate; decoders read ``h_x`` at the prompt's last token of the same pass."""
+        enc = [self.formatter.encode(p, r) for p, r in keys]
+        need_x = self.gate is not None
+        at = [e.prompt_len - 1 for e in enc] if need_x and self.decoder else None
+        h_y, h_at = self._length_sorted_pass([e.input_ids for e in enc], batch_size, at, progress)
+        if not need_x or self.decoder:
+            return h_y, h_at
+        prompts = list(dict.fromkeys(p for p, _ in keys))
+        index = {p: i for i, p in enumerate(prompts)}
+        h_p, _ = self._length_sorted_pass([self.formatter.encode_prompt(p) for p in prompts], batch_size, None, None)
+        return h_y, h_p[torch.tensor([index[p] for p, _ in keys], dtype=torch.long, device=h_p.device)]
+
+    def _length_sorted_pass(self, ids: list[list[int]], batch_size: int, at: list[int] | None, progress: str | None):
+        """Pooled backbone states ``(N, hidden)`` of token sequences ``ids`` (and, with ``at``, the state at
+        position ``at[i]`` of row i), batched shortest first so that a batch is padded only to its longest row."""
+        from tqdm.auto import tqdm
+
+        from gprl.data.collate import pad_batch
+
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        pooled, picked = [], []
+        starts = range(0, len(order), batch_size)
+        for s in tqdm(starts, desc=progress, unit="batch", leave=False, disable=progress is None):
+            idx = order[s:s + batch_size]
+            b = {k: t.to(self.device) for k, t in pad_batch([ids[i] for i in idx], self.tokenizer.pad_token_id).items()}
+            h = self.backbone(**b).last_hidden_state
+            pooled.append(self._pool(h, b["attention_mask"]))
+            if at is not None:
+                pos = torch.tensor([at[i] for i in idx], device=h.device)
+                picked.append(h[torch.arange(h.shape[0], device=h.device), pos])
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        inverse = inverse.to(self.device)
+        return torch.cat(pooled)[inverse], (torch.cat(picked)[inverse] if at is not None else None)
 
     @torch.no_grad()
     def score_matrix(self, prompt: str, responses: list[str], batch_size: int = 32) -> torch.Tensor:

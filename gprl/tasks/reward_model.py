@@ -16,6 +16,7 @@ from gprl import GprlError, distributed
 from gprl.config import RunConfig
 from gprl.data import load_source
 from gprl.provenance import fingerprint, git_commit, versions
+from gprl.runtime import resolve_precision
 from gprl.rundir import config_fingerprint, last_good_checkpoint, model_problem, move_aside, read_finished, trim_log
 from gprl.tasks import TASKS
 from gprl.tasks.common import data_context, eval_sets, wandb_run, write_json, write_results
@@ -56,7 +57,7 @@ def training_kwargs(cfg: RunConfig, out: Path, report_to: str, world: int | None
         output_dir=str(out), per_device_train_batch_size=a.batch_size, gradient_accumulation_steps=accum,
         learning_rate=a.lr, num_train_epochs=a.epochs, max_steps=a.max_steps, warmup_steps=a.warmup_ratio,
         lr_scheduler_type=a.scheduler, optim=a.optim, adam_beta1=a.adam_beta1, adam_beta2=a.adam_beta2,
-        weight_decay=a.weight_decay, max_grad_norm=a.max_grad_norm, bf16=a.bf16,
+        weight_decay=a.weight_decay, max_grad_norm=a.max_grad_norm, bf16=resolve_precision(a.precision) == "bf16",
         activation_checkpointing=a.gradient_checkpointing,
         deepspeed=distributed.deepspeed_file(a.deepspeed, cfg.paths.root),
         save_strategy="steps",
@@ -128,7 +129,7 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
             raise GprlError("algo.cache_features trains only the heads; it does not run under DeepSpeed (algo.deepspeed=null)")
         model.backbone.requires_grad_(False)
         model.to(args.device)
-        cache = FeatureCache(model, train_pairs + val, cfg.eval.batch_size)
+        cache = FeatureCache(model, train_pairs + val, cfg.eval.batch_size, cfg.algo.precision)
         collator = CachedPairCollator(cache)
         print(f"[gprl] froze the whole backbone and cached its features of {len(cache)} sequences "
               f"({time.time() - t0:.0f} s); only the heads train")
@@ -152,25 +153,33 @@ def train(cfg: RunConfig, run_dir: Path, callbacks=()) -> Path:
         write_json(tmp / "train_summary.json", {**result.metrics, "pairs": len(train_pairs),
                                                 "wall_s": round(time.time() - t0, 1),
                                                 "processes": distributed.world_size(),
+                                                "precision": resolve_precision(cfg.algo.precision),
                                                 "config_fingerprint": config_fingerprint(cfg)})
         tmp.rename(final)
     distributed.barrier()  # no process reads the model before it is whole
     return final
 
 
-def evaluate_to(cfg: RunConfig, model, run_dir: Path) -> dict:
+def evaluate_to(cfg: RunConfig, model, run_dir: Path, precision: str = "fp32") -> dict:
+    """Score ``eval.sets`` with ``model`` in ``precision`` (train_rm: ``algo.precision``; eval_rm: fp32)."""
+    import torch
+
     from gprl.evaluate import score_pairs, summarise
 
     ctx = data_context(cfg)
     sets = eval_sets(cfg, ctx)
     rows = []
+    t0 = time.time()
     for name, pairs in sets.items():
-        rows.append(summarise(name, pairs, score_pairs(model, pairs, cfg.eval.batch_size, desc=f"eval {name}")))
+        rows.append(summarise(name, pairs, score_pairs(model, pairs, cfg.eval.batch_size, desc=f"eval {name}",
+                                                       precision=precision)))
     n = sum(r["n"] for r in rows)
     res = {"accuracy": sum(r["accuracy"] * r["n"] for r in rows) / n, "n": n,
            "longer_wins": sum(r["longer_wins"] * r["n"] for r in rows) / n, "sets": rows,
            "k": model.spec.k, "tau": model.spec.tau, "gate": model.spec.uses_gate, "l2": model.spec.uses_l2,
            "backbone": model.spec.backbone, "seed": cfg.seed, "git_commit": git_commit(), "versions": versions(),
+           "precision": resolve_precision(precision), "threads": torch.get_num_threads(),
+           "eval_wall_s": round(time.time() - t0, 1),
            "config_fingerprint": config_fingerprint(cfg)}
     if len(rows) == 1 and "per_subset" in rows[0]:
         res["per_subset"] = rows[0]["per_subset"]
@@ -224,7 +233,7 @@ def train_rm(cfg: RunConfig, run_dir: Path) -> dict:
         from gprl.models import GeneralPreferenceModel
 
         model = GeneralPreferenceModel.from_pretrained(final, dtype=cfg.model.dtype)
-        res = evaluate_to(cfg, model, run_dir)
+        res = evaluate_to(cfg, model, run_dir, cfg.algo.precision)
         write_results(results, res, run)
         _report(res, run_dir)
     return res
@@ -260,6 +269,7 @@ def cached_reward_model(cfg: RunConfig, kind: str = "reward_models") -> Path:
     # its own metrics.jsonl in the cache directory; the policy run owns the W&B run
     cfg = dataclasses.replace(cfg, logger=dataclasses.replace(cfg.logger, wandb=False))
     # fields added to the configs later leave the key as it was at their defaults (provenance.ADDED_LATER)
+    cfg = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, precision=resolve_precision(cfg.algo.precision)))
     key = fingerprint(cfg.k, cfg.seed, cfg.model, cfg.reward_model, cfg.data, cfg.algo, cfg.paths.shared_data)
     d = Path(cfg.paths.root or ".") / cfg.paths.cache / kind / f"k{cfg.k}-{key}"
     d.mkdir(parents=True, exist_ok=True)

@@ -31,27 +31,13 @@ class PairCollator:
 
 class FeatureCache:
     """A frozen backbone's ``features`` (``h_y``, ``h_x``) of every distinct (prompt, response) in ``records``,
-    computed once, shortest sequences batched together. Training on it is exact only while the backbone neither
-    trains nor drops out: ``train`` freezes it and the cache is made in eval mode."""
+    computed once (``GeneralPreferenceModel.features_of``: in eval mode, batched by length, in ``precision``).
+    Training on it is exact only while the backbone neither trains nor drops out: ``train`` freezes it."""
 
-    def __init__(self, model, records: list[dict], batch_size: int = 32):
+    def __init__(self, model, records: list[dict], batch_size: int = 32, precision: str = "fp32"):
         keys = list(dict.fromkeys((r["prompt"], y) for r in records for y in (r["chosen"], r["rejected"])))
-        order = sorted(range(len(keys)), key=lambda i: len(keys[i][0]) + len(keys[i][1]))  # less padding
         self.index = {key: i for i, key in enumerate(keys)}
-        h_y, h_x = [None] * len(keys), [None] * len(keys)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s + batch_size]
-                batch = model.collate([keys[i][0] for i in idx], [keys[i][1] for i in idx])
-                y, x = model.features(**{k: t.to(model.device) for k, t in batch.items()})
-                for n, i in enumerate(idx):
-                    h_y[i] = y[n].cpu()
-                    h_x[i] = None if x is None else x[n].cpu()
-        model.train(was_training)
-        self.h_y = torch.stack(h_y)
-        self.h_x = None if h_x[0] is None else torch.stack(h_x)
+        self.h_y, self.h_x = model.features_of([p for p, _ in keys], [y for _, y in keys], batch_size, precision)
 
     def __len__(self) -> int:
         return len(self.index)
