@@ -25,14 +25,16 @@ SURFACE_NOTE = ("at this policy size the judge's preferences describe surface fe
 
 
 def judge_dir(cfg: RunConfig) -> Path:
-    """``policy_eval.judge`` or the default judge (BT on ``policy_eval.judge_data``), trained once and cached."""
+    """``policy_eval.judge`` or the default judge (BT on ``policy_eval.judge_data``; fp32 on every machine, so it
+    judges the same everywhere), trained once and cached."""
     from gprl.tasks.reward_model import cached_reward_model
 
     pe = cfg.policy_eval
     if pe.judge:
         return Path(pe.judge)
     jcfg = dataclasses.replace(cfg, k=1, reward_model=RewardModelConfig(),
-                               data=dataclasses.replace(cfg.data, train=pe.judge_data, val_fraction=0.0))
+                               data=dataclasses.replace(cfg.data, train=pe.judge_data, val_fraction=0.0),
+                               algo=dataclasses.replace(cfg.algo, precision="fp32"))
     return cached_reward_model(jcfg, kind="judges")
 
 

@@ -178,3 +178,30 @@ def test_slurm_launchers_requeue_and_the_local_one_asks_for_no_gpu():
     assert paper.gpus_per_node == 8 and local.gpus_per_node is None and local.cpus_per_task == 1 and local.tasks_per_node == 1
     assert local._target_.endswith("SlurmLauncher")
     assert run_config(["launcher=slurm_local", "k=2"]).k == 2
+
+
+# experiments whose offline results are committed (results/): computed in fp32, so they pin it and stay reproducible
+# on a CPU where algo.precision=auto would pick bf16
+COMMITTED_FP32 = ["alpaca_dpo", "alpaca_gpo", "alpaca_gprl", "alpaca_grpo", "alpaca_simpo", "alpaca_sppo",
+                  "alpaca_judge", "cyclic", "table2_rm"]
+
+
+@pytest.mark.parametrize("experiment", COMMITTED_FP32)
+def test_experiments_with_committed_results_pin_fp32(experiment):
+    assert run_config([f"+experiment={experiment}"]).algo.precision == "fp32"
+
+
+@pytest.mark.parametrize("where", ["evaluation.judges.reward_model", "gprl.policy_eval"])
+def test_default_judges_train_in_fp32_whatever_the_run_uses(where, monkeypatch):
+    """A judge is an instrument shared across runs and machines: the run's bf16 must not reach its cache key."""
+    import dataclasses
+    import importlib
+
+    import gprl.tasks.reward_model as rm
+
+    seen = []
+    monkeypatch.setattr(rm, "cached_reward_model", lambda jcfg, kind: seen.append(jcfg) or "judge")
+    cfg = run_config(["+experiment=benchmark", "benchmark.policy=/tmp/p"])
+    cfg = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, precision="bf16"))
+    importlib.import_module(where).judge_dir(cfg)
+    assert seen and seen[0].algo.precision == "fp32" and cfg.algo.precision == "bf16"

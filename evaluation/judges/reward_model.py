@@ -35,7 +35,8 @@ def preferences(model, instructions: list[str], outputs_1: list[str], outputs_2:
 
 def judge_dir(cfg) -> Path:
     """``judge.path``, or the default offline judge (``judge.train`` pairs, embedding dimension ``judge.k``, this
-    run's backbone and algo) trained once and cached like every reward model."""
+    run's backbone and algo, always in fp32: an instrument that judges the same on every machine) trained once and
+    cached like every reward model."""
     import dataclasses
 
     from gprl.config import RewardModelConfig
@@ -45,7 +46,8 @@ def judge_dir(cfg) -> Path:
     if j.path:
         return Path(j.path)
     jcfg = dataclasses.replace(cfg, k=j.k, seed=0, reward_model=RewardModelConfig(tau=j.tau),
-                               data=dataclasses.replace(cfg.data, train=j.train, val_fraction=0.0))
+                               data=dataclasses.replace(cfg.data, train=j.train, val_fraction=0.0),
+                               algo=dataclasses.replace(cfg.algo, precision="fp32"))
     return cached_reward_model(jcfg, kind="judges")
 
 
