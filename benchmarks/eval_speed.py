@@ -39,22 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
 
 import run  # noqa: E402  (registers the config schema)
+from step_timer import StepTimer  # noqa: E402
 from gprl.models.score import pair_scores  # noqa: E402
 
 
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.t = []
-
-    def on_step_end(self, args, state, control, **kw):
-        self.t.append(time.perf_counter())
-
-    def per_step(self, skip=2):
-        t = self.t[skip - 1:]
-        return (t[-1] - t[0]) / (len(t) - 1)
 
 
 @torch.no_grad()

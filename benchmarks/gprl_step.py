@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,25 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 import datasets  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoTokenizer, LlamaForCausalLM, TrainerCallback  # noqa: E402
+from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from gprl.advantages import MonitorConfig  # noqa: E402
 from gprl.models import GeneralPreferenceModel, RewardModelSpec  # noqa: E402
 from gprl.models.tiny import build_causal_lm  # noqa: E402
 from gprl.trainers.gprl_trainer import GPMReward, GPRLTrainer  # noqa: E402
+from step_timer import StepTimer  # noqa: E402
 
 
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.t = []
-
-    def on_step_end(self, args, state, control, **kw):
-        self.t.append(time.perf_counter())
-
-    def per_step(self, skip=2):
-        t = self.t[skip - 1:]
-        return (t[-1] - t[0]) / (len(t) - 1)
 
 
 def run(kind: str, policy_dir: Path, rm, prompts, steps: int) -> float:

@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,22 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from transformers import TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
 
 from gprl.config import SourceConfig  # noqa: E402
 from gprl.data import DataContext, load_source  # noqa: E402
+from step_timer import StepTimer  # noqa: E402
 
 
-class StepTimer(TrainerCallback):
-    def __init__(self, skip: int = 2):
-        self.skip, self.times = skip, []
-
-    def on_step_end(self, args, state, control, **kw):
-        self.times.append(time.perf_counter())
-
-    def pairs_per_s(self, batch: int) -> float:
-        t = self.times[self.skip - 1:]
-        return batch * (len(t) - 1) / (t[-1] - t[0])
 
 
 def common(out, steps, batch, bf16):
@@ -74,7 +64,7 @@ def run_gprl(backbone, pairs, steps, batch, k, gate, bf16=False, dropout=True):
                                train_dataset=pairs, data_collator=PairCollator(m), callbacks=[timer],
                                loss_fn=LOSSES.get("bt" if k == 1 else "gpm"), tau=1.0 if k == 1 else 0.1)
         tr.train()
-    return timer.pairs_per_s(batch)
+    return batch / timer.per_step()
 
 
 def run_trl(backbone, pairs, steps, batch, bf16=False, dropout=True):
@@ -102,7 +92,7 @@ def run_trl(backbone, pairs, steps, batch, bf16=False, dropout=True):
         tr = RewardTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                            processing_class=tok, callbacks=[timer])
         tr.train()
-    return timer.pairs_per_s(batch)
+    return batch / timer.per_step()
 
 
 # backbone -> the (bf16, dropout) settings it is measured in; the Llama has no dropout to switch
