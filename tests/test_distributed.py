@@ -320,9 +320,9 @@ def _cluster_or_skip() -> None:
         pytest.skip("no SLURM cluster answers sinfo: start one with `make cluster-up` (root), or run `make test-cluster`")
 
 
-# SLURM for the local one-node cluster: no GPU request, one CPU per task, two tasks
-LOCAL_SLURM = ["launcher=slurm", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
-               "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10", "hydra.launcher.tasks_per_node=2"]
+# SLURM for the local one-node cluster (no GPU request, one CPU per task), two tasks in one job
+LOCAL_SLURM = ["launcher=slurm_local", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10",
+               "hydra.launcher.tasks_per_node=2"]
 
 
 @pytest.mark.cluster
@@ -348,7 +348,7 @@ def test_gprl_two_slurm_tasks_equal_one(tmp_path, tiny_decoder, tiny_encoder):
 
 @pytest.mark.cluster
 def test_reward_model_two_slurm_tasks_through_submitit(tmp_path, tiny_encoder, pairs_file):
-    """``run.py -m launcher=slurm hydra.launcher.tasks_per_node=2``: one SLURM job, two tasks (submitit), the same
+    """``run.py -m launcher=slurm_local hydra.launcher.tasks_per_node=2``: one SLURM job, two tasks (submitit), the same
     losses and model as one local process with the same global batch; one W&B run, one results file."""
     _cluster_or_skip()
     base = [o for o in tiny_overrides(tiny_encoder, pairs_file, steps=3) if o != "logger=none"]
