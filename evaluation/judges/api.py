@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-from gprl import GprlError
 from evaluation.judges import JUDGES, Annotator, package_annotator
 
 NO_CLIENT_CONFIG = "<no client config file: key from judge.api_key_env>"
