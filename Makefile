@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-eval run test test-slow test-cluster cluster-up cluster-down bench bench-default clean policy policy-experiments reproduce-world reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
+.PHONY: install install-eval run test test-slow test-cluster cluster-up cluster-down bench bench-default clean policy policy-experiments reproduce-world reproduce-world-v1 reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 reproduce-table10 reproduce-table11 reproduce-gprl
 
 # CPU torch is pinned (2.13.0 installs a CPU build from local disk; an unpinned torch pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -79,8 +79,11 @@ reproduce-table1 reproduce-table2 reproduce-table3 reproduce-table4 reproduce-ta
 reproduce-gprl: $(STAMP)
 	$(PY) -m gprl.tables run experiments/gprl_main.yaml --scale $(SCALE) --results $(TABLE_RESULTS) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
-# the preference world (gprl/world, docs/world.md): every algorithm against a gold oracle. SCALE=full (default here)
-# writes results/world/; SCALE=smoke runs the same in minutes into outputs/world-smoke/
+# the preference world (gprl/world, docs/world.md): every algorithm against a gold oracle. Version 2 (the default):
+# SCALE=full writes results/world/v2/ in two worker processes (finished runs are reused); SCALE=smoke runs the same
+# in minutes into outputs/world-v2-smoke/. Version 1 (results/world/v1/): make reproduce-world-v1.
 WORLD_SCALE = $(if $(filter offline,$(SCALE)),full,$(SCALE))
 reproduce-world: $(STAMP)
+	$(PY) -m gprl.world.v2 --scale $(WORLD_SCALE) --workers 2
+reproduce-world-v1: $(STAMP)
 	$(PY) -m gprl.world.experiment --scale $(WORLD_SCALE)

@@ -1,7 +1,7 @@
 """Every algorithm in the preference world, at equal compute, measured against the gold oracle.
 
-    make reproduce-world                 # SCALE=full: results/world/ (table, curves, reward-model accuracy, cycles)
-    make reproduce-world SCALE=smoke     # minutes; writes outputs/world-smoke/
+    make reproduce-world-v1              # SCALE=full: results/world/v1/ (table, curves, reward-model accuracy, cycles)
+    make reproduce-world-v1 SCALE=smoke  # minutes; writes outputs/world-smoke/
 
 Pipeline: the SFT'd starting policy (``gprl.world.models``); proxy reward models (BT k=1, GPM k=2..8) on a tiny
 BERT, trained on a limited budget of gold-labelled pairs of the starting policy's own samples, with their
@@ -71,12 +71,10 @@ RM_DIMS = (1, 2, 4, 6, 8)
 
 def train_proxies(work: Path, cache: Path, policy: Path, scale: Scale, shared_data: str) -> dict:
     """Proxy reward models for every k in ``RM_DIMS``; returns ``{k: {"path", "heldout_gold_accuracy"}}``."""
-    from gprl.config import AlgoConfig, DataConfig, LoggerConfig, ModelConfig, PathsConfig, RunConfig, SourceConfig
     from gprl.evaluate import score_pairs, summarise
     from gprl.models import GeneralPreferenceModel
     from gprl.models.generation import generate
     from gprl.tasks.policy import load_policy
-    from gprl.tasks.reward_model import train
     from gprl.world.models import rm_backbone
 
     model, tok = load_policy(str(policy))
@@ -95,13 +93,7 @@ def train_proxies(work: Path, cache: Path, policy: Path, scale: Scale, shared_da
     enc = rm_backbone(cache)
     res = {}
     for k in RM_DIMS:
-        cfg = RunConfig(task="train_rm", name="world_rm", k=k, seed=0,
-                        model=ModelConfig(name="world-bert", backbone=str(enc), max_length=64),
-                        data=DataConfig(train=SourceConfig(source="jsonl", path=str(f))),
-                        algo=AlgoConfig(lr=1e-3, epochs=scale.rm_epochs, batch_size=32, warmup_ratio=0.05,
-                                        save_steps=10**6, logging_steps=50),
-                        logger=LoggerConfig(wandb=False), paths=PathsConfig(root=".", shared_data=shared_data))
-        d = train(cfg, work / f"rm_k{k}")
+        d = train_rm(work / f"rm_k{k}", enc, f, k, 0, scale.rm_epochs, shared_data)
         rm = GeneralPreferenceModel.from_pretrained(d)
         acc = summarise("heldout", held, score_pairs(rm, held, desc=f"proxy k={k}"))
         res[k] = {"path": str(d), "heldout_gold_accuracy": acc["accuracy"], "n": acc["n"],
@@ -111,9 +103,27 @@ def train_proxies(work: Path, cache: Path, policy: Path, scale: Scale, shared_da
     return res
 
 
+def train_rm(out: Path, backbone: Path, pairs: Path, k: int, seed: int, epochs: float, shared_data: str,
+             max_length: int = 64) -> Path:
+    """One proxy on the tiny BERT by the project's ordinary reward-model trainer (``gprl.tasks.reward_model``)."""
+    from gprl.config import AlgoConfig, DataConfig, LoggerConfig, ModelConfig, PathsConfig, RunConfig, SourceConfig
+    from gprl.tasks.reward_model import train
+
+    cfg = RunConfig(task="train_rm", name="world_rm", k=k, seed=seed,
+                    model=ModelConfig(name="world-bert", backbone=str(backbone), max_length=max_length),
+                    data=DataConfig(train=SourceConfig(source="jsonl", path=str(pairs))),
+                    algo=AlgoConfig(lr=1e-3, epochs=epochs, batch_size=32, warmup_ratio=0.05,
+                                    save_steps=10**6, logging_steps=50),
+                    logger=LoggerConfig(wandb=False), paths=PathsConfig(root=".", shared_data=shared_data))
+    return train(cfg, out)
+
+
 # ---- arms -------------------------------------------------------------------------------------------------
 
-def run_rl(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, evaluator: Evaluator) -> dict:
+def run_rl(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, evaluator: Evaluator,
+           prompts: list[str] | None = None) -> dict:
+    """One online arm. ``prompts``: the training prompts (default: the first world's, drawn from the whole
+    grammar); ``arm["lr"]`` overrides the scale's learning rate."""
     import datasets
     from transformers import TrainerCallback, set_seed
     from trl import GRPOConfig
@@ -126,14 +136,14 @@ def run_rl(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
     set_seed(seed)
     model, tok = load_policy(str(policy))
     n_prompts = scale.steps * scale.prompts_per_step // 2  # each generation batch serves 2 updates
-    prompts = world_prompts(n_prompts, seed=1000 + seed)
+    prompts = prompts or world_prompts(n_prompts, seed=1000 + seed)
     start = [a[0] for a in generate(model, tok, prompts, 1, scale.max_tokens, 1.0, 1.0, seed=3, desc="start answers")]
     ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": p}], "start_answer": s}
                                      for p, s in zip(prompts, start)])
     args = GRPOConfig(
         output_dir=str(out / "ckpt"), per_device_train_batch_size=scale.prompts_per_step * scale.generations,
         num_generations=scale.generations, max_completion_length=scale.max_tokens, temperature=1.0, top_p=1.0,
-        max_steps=scale.steps, num_iterations=2, learning_rate=scale.lr, lr_scheduler_type="constant_with_warmup",
+        max_steps=scale.steps, num_iterations=2, learning_rate=arm.get("lr", scale.lr), lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(10, max(1, scale.steps // 10)), beta=0.04, epsilon=0.2, loss_type="grpo", bf16=False,
         gradient_checkpointing=False, report_to="none", logging_steps=1, save_strategy="no", seed=seed,
         use_cpu=True, shuffle_dataset=False)
@@ -162,7 +172,9 @@ def run_rl(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
             "monitor_events": trainer.monitor.events if trainer.monitor is not None else []}
 
 
-def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, evaluator: Evaluator) -> dict:
+def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, evaluator: Evaluator,
+           prompts: list[str] | None = None) -> dict:
+    """One iterative arm (same ``prompts`` and ``arm["lr"]`` conventions as ``run_rl``)."""
     import datasets
     from transformers import set_seed
 
@@ -173,7 +185,7 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
 
     set_seed(seed)
     total = scale.steps * scale.prompts_per_step // 2  # the online arms' number of prompts (x the same G samples)
-    prompts = world_prompts(total, seed=1000 + seed)
+    prompts = prompts or world_prompts(total, seed=1000 + seed)
     per = total // scale.iterations
     current, evals = str(policy), []
     model, tok = load_policy(current)
@@ -184,9 +196,9 @@ def run_po(arm: dict, policy: Path, rm, scale: Scale, seed: int, out: Path, eval
         samples = generate(model, tok, part, scale.generations, scale.max_tokens, 1.0, 1.0, seed=seed * 100 + t,
                            desc=f"iteration {t}")
         rows = label_pairs(rm, part, samples, arm["loss"])
-        s = POSettings(loss=arm["loss"], output_dir=str(out / f"iter{t}"), beta=PO_BETA[arm["loss"]], lr=scale.lr,
+        s = POSettings(loss=arm["loss"], output_dir=str(out / f"iter{t}"), beta=PO_BETA[arm["loss"]], lr=arm.get("lr", scale.lr),
                        optim="adamw_torch", batch_size=scale.prompts_per_step, epochs=2.0, warmup_ratio=0.1,
-                       scheduler="linear", max_length=64, seed=seed)
+                       scheduler="linear", max_length=96, seed=seed)
         trainer = PO_TRAINERS.get(arm["loss"])(model, tok, datasets.Dataset.from_list([_chat(r) for r in rows]), s)
         trainer.train()
         d = out / f"iter{t}" / "policy"
@@ -265,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description="Run every algorithm in the preference world (gprl.world).")
     ap.add_argument("--scale", choices=sorted(SCALES), default="full")
-    ap.add_argument("--out", type=Path, default=None, help="default: results/world (full) or outputs/world-smoke")
+    ap.add_argument("--out", type=Path, default=None, help="default: results/world/v1 (full) or outputs/world-smoke")
     ap.add_argument("--cache", type=Path, default=Path(".cache/gprl/world"))
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--lr", type=float, default=None, help="override the scale's learning rate (separate runs)")
@@ -276,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"gprl: error: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
     if a.lr is not None and not a.lr > 0:
         raise SystemExit(f"gprl: error: --lr must be > 0, got {a.lr}")
-    out = a.out or (Path("results/world") if a.scale == "full" else Path("outputs/world-smoke"))
+    out = a.out or (Path("results/world/v1") if a.scale == "full" else Path("outputs/world-smoke"))
     if a.lr is not None and a.out is None:
         out = out / f"lr{a.lr:g}"
     import sys

@@ -164,3 +164,37 @@ def parse_prompt(text: str) -> Prompt:
 def world_prompts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     return [sample_prompt(rng).text for _ in range(n)]
+
+
+COMPETENT_FILLER = 0.06  # share of world v2's demonstrations with filler words (part of the policy's cache key)
+
+
+def competent_response(p: Prompt, rng: random.Random) -> list[str]:
+    """World v2's demonstrations: the content is right most of the time (list 0.8, describe 0.85, arith 0.8), so a
+    policy trained on them starts competent; style varies as in ``mixed_response`` (two swapped neighbours 0.15,
+    the marker half of the time), so every aspect still has spread. Filler is rare (0.06 of answers, one to four
+    words): the policy can produce it, few of its samples differ in it, so a proxy that learned a taste for it
+    still ranks most of the policy's own pairs right (``gprl.world.raters``)."""
+    if p.family == "list":
+        pool = valid_items(p)
+        items = rng.sample(pool, p.n)
+        if rng.random() < 0.2:
+            items[rng.randrange(p.n)] = rng.choice([w for ws in CATEGORIES.values() for w in ws if w not in pool])
+        body = _join(items)
+    elif p.family == "describe":
+        words = list(p.words)
+        if rng.random() < 0.15:
+            words[rng.randrange(2)] = rng.choice([a for a in ADJECTIVES if a not in p.words])
+        body = ["the", p.noun, "is", words[0], "and", words[1], "."]
+    else:
+        c = p.a + p.b if rng.random() < 0.8 else max(0, p.a + p.b + rng.choice([-2, -1, 1, 2]))
+        body = [str(p.a), "plus", str(p.b), "is", str(c), "."]
+    if rng.random() < COMPETENT_FILLER:
+        for _ in range(rng.randint(1, 4)):
+            body.insert(rng.randrange(1, len(body)), rng.choice(FILLER))
+    if rng.random() < 0.15:
+        i = rng.randrange(len(body) - 1)
+        body[i], body[i + 1] = body[i + 1], body[i]
+    if rng.random() < 0.5:
+        body += MARKER
+    return body

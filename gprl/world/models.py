@@ -36,27 +36,48 @@ def world_tokenizer():
     return tok
 
 
-def demonstrations(n: int, seed: int) -> list[dict]:
+def demonstrations(n: int, seed: int, respond=mixed_response, prompts: list[str] | None = None) -> list[dict]:
+    """``n`` demonstrations: ``respond(prompt, rng)`` answers grammar prompts (drawn by ``sample_prompt``, or
+    taken in turn from ``prompts``)."""
+    from gprl.world.grammar import parse_prompt
+
     rng = random.Random(seed)
     out = []
-    for _ in range(n):
-        p = sample_prompt(rng)
-        out.append({"prompt": p.text, "response": " ".join(mixed_response(p, rng))})
+    for i in range(n):
+        p = sample_prompt(rng) if prompts is None else parse_prompt(prompts[i % len(prompts)])
+        out.append({"prompt": p.text, "response": " ".join(respond(p, rng))})
     return out
 
 
 N_DEMOS = 20000  # grammar answers the starting policy is trained on
+# world v2: a competent starting policy (its correctness near its data's) with room for 48-token answers
+POLICY_SPEC_V2 = TinySFTSpec(hidden=128, layers=3, heads=2, vocab=0, max_prompt_tokens=16, max_response_tokens=48,
+                             steps=1200, batch_size=64, lr=2e-3, seed=0, held_out=300)
+N_DEMOS_V2 = 40000
 
 
-def starting_policy(cache: Path, spec: TinySFTSpec | None = None, n_demos: int | None = None) -> Path:
-    """The SFT'd starting policy, built once under ``cache``."""
-    spec, n_demos = spec or POLICY_SPEC, n_demos or N_DEMOS
-    d = Path(cache) / f"world-policy-{spec.hidden}x{spec.layers}-{spec.steps}-{spec.key()}"
+def starting_policy(cache: Path, spec: TinySFTSpec | None = None, n_demos: int | None = None,
+                    version: int = 1) -> Path:
+    """The SFT'd starting policy, built once under ``cache``. Version 1: mixed-quality answers to any prompt;
+    version 2: competent answers (``competent_response``) to the ``train`` part's prompts only, held-out
+    perplexity on the ``proxy_val`` part (``gprl.world.split``)."""
+    if version == 2:
+        from gprl.world.grammar import COMPETENT_FILLER, competent_response
+        from gprl.world.split import draw
+
+        spec, n_demos = spec or POLICY_SPEC_V2, n_demos or N_DEMOS_V2
+        train = demonstrations(n_demos, spec.seed, competent_response, draw("train", n_demos, spec.seed))
+        held = demonstrations(spec.held_out, 10**6, competent_response, draw("proxy_val", spec.held_out, 10**6))
+        what, tag = "competent grammar answers, train prompts", f"world2-policy-f{COMPETENT_FILLER:g}"
+    else:
+        spec, n_demos = spec or POLICY_SPEC, n_demos or N_DEMOS
+        train, held = demonstrations(n_demos, spec.seed), demonstrations(spec.held_out, 10**6)
+        what, tag = "grammar answers of mixed quality", "world-policy"
+    d = Path(cache) / f"{tag}-{spec.hidden}x{spec.layers}-{spec.steps}-{spec.key()}"
     if (d / "config.json").exists():
         return d
     d.parent.mkdir(parents=True, exist_ok=True)
-    return sft_train(spec, world_tokenizer(), demonstrations(n_demos, spec.seed), demonstrations(spec.held_out, 10**6),
-                     d, what="grammar answers of mixed quality")
+    return sft_train(spec, world_tokenizer(), train, held, d, what=what)
 
 
 def rm_backbone(cache: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""``results/world/``: the comparison table (markdown + csv), the proxy reward models' gold accuracy, cycle rates,
+"""``results/world/v1/`` (the first world): the comparison table (markdown + csv), the proxy reward models' gold accuracy, cycle rates,
 monitor events and PNG curves, with the command, date and commit that produced them."""
 
 from __future__ import annotations
