@@ -114,17 +114,27 @@ def mixed_response(p: Prompt, rng: random.Random) -> list[str]:
         rng.shuffle(items)
         body = _join(items)
     elif p.family == "describe":
-        words = list(p.words)
-        if rng.random() < 0.4:
-            words[rng.randrange(2)] = rng.choice([a for a in ADJECTIVES if a not in p.words])
-        body = ["the", p.noun, "is", words[0], "and", words[1], "."]
+        body = _describe(p, rng, wrong=0.4)
     else:
         c = p.a + p.b if rng.random() < 0.5 else p.a + p.b + rng.choice([-2, -1, 1, 2, 10])
         body = [str(p.a), "plus", str(p.b), "is", str(max(c, 0)), "."]
-    if rng.random() < 0.3:  # padding: brevity suffers
+    return _restyle(body, rng, filler=0.3, swap=0.25)
+
+
+def _describe(p: Prompt, rng: random.Random, wrong: float) -> list[str]:
+    words = list(p.words)
+    if rng.random() < wrong:
+        words[rng.randrange(2)] = rng.choice([a for a in ADJECTIVES if a not in p.words])
+    return ["the", p.noun, "is", words[0], "and", words[1], "."]
+
+
+def _restyle(body: list[str], rng: random.Random, filler: float, swap: float) -> list[str]:
+    """Style noise on a body: one to four filler words with probability ``filler`` (brevity and fluency suffer),
+    two swapped neighbours with probability ``swap`` (fluency suffers), the marker half of the time."""
+    if rng.random() < filler:
         for _ in range(rng.randint(1, 4)):
             body.insert(rng.randrange(1, len(body)), rng.choice(FILLER))
-    if rng.random() < 0.25:  # broken word order: fluency suffers
+    if rng.random() < swap:
         i = rng.randrange(len(body) - 1)
         body[i], body[i + 1] = body[i + 1], body[i]
     if rng.random() < 0.5:
@@ -182,19 +192,8 @@ def competent_response(p: Prompt, rng: random.Random) -> list[str]:
             items[rng.randrange(p.n)] = rng.choice([w for ws in CATEGORIES.values() for w in ws if w not in pool])
         body = _join(items)
     elif p.family == "describe":
-        words = list(p.words)
-        if rng.random() < 0.15:
-            words[rng.randrange(2)] = rng.choice([a for a in ADJECTIVES if a not in p.words])
-        body = ["the", p.noun, "is", words[0], "and", words[1], "."]
+        body = _describe(p, rng, wrong=0.15)
     else:
         c = p.a + p.b if rng.random() < 0.8 else max(0, p.a + p.b + rng.choice([-2, -1, 1, 2]))
         body = [str(p.a), "plus", str(p.b), "is", str(c), "."]
-    if rng.random() < COMPETENT_FILLER:
-        for _ in range(rng.randint(1, 4)):
-            body.insert(rng.randrange(1, len(body)), rng.choice(FILLER))
-    if rng.random() < 0.15:
-        i = rng.randrange(len(body) - 1)
-        body[i], body[i + 1] = body[i + 1], body[i]
-    if rng.random() < 0.5:
-        body += MARKER
-    return body
+    return _restyle(body, rng, filler=COMPETENT_FILLER, swap=0.15)
