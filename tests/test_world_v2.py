@@ -146,6 +146,12 @@ def test_world_v2_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     assert "proxy_gpm_axis1" in run["evals"][-1] and run["evals"][0]["kl"] == 0
     proxies = json.loads((tmp_path / "outputs/world-work/v2-tiny/proxies/s0/proxies.json").read_text())
     assert set(proxies["gpm"]["axis_correlations"][0]) == {"correct", "brevity", "fluency", "style", "length", "filler"}
+    # an extended variant (--steps) is a separate set of runs on the same proxies
+    v2.reproduce2("tiny", tmp_path / "res4", tmp_path / "cache", ["grpo_bt"], seeds=[0], steps=4,
+                  shared_data=str(ROOT / ".." / "shared" / "data"))
+    ext = json.loads((tmp_path / "outputs/world-work/v2-tiny-steps4/runs/grpo_bt-s0.json").read_text())
+    assert [e["step"] for e in ext["evals"]] == [0, 4]
+    assert not (tmp_path / "outputs/world-work/v2-tiny-steps4/proxies").exists()
     # finished runs are reused: a second invocation trains nothing
     monkeypatch.setattr(v2, "run_arm", lambda *a, **k: pytest.fail("a finished run was run again"))
     v2.reproduce2("tiny", tmp_path / "res2", tmp_path / "cache", arms, shared_data=str(ROOT / ".." / "shared" / "data"))

@@ -91,7 +91,27 @@ def train_prompts(scale: Scale2, seed: int) -> list[str]:
 def train_proxies2(work: Path, cache: Path, policy: Path, scale: Scale2, seed: int, shared_data: str) -> dict:
     """This seed's BT and GPM proxies on mixture labels of the starting policy's samples to ``proxy`` prompts;
     held-out gold accuracy on ``proxy_val`` pairs; each axis's correlation with the gold aspects, length and
-    filler. Returns (and caches in ``proxies.json``) ``{"bt"|"gpm": {...}, "labels": {...}}``."""
+    filler. Returns (and caches in ``proxies.json``) ``{"bt"|"gpm": {...}, "labels": {...}}``; one process trains
+    them while others wait (a lock file)."""
+    out_file = work / "proxies.json"
+    if out_file.exists():
+        return json.loads(out_file.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    lock = work / ".training"
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:  # another process (a --steps/--lr variant) is training this seed's proxies
+        print(f"[gprl] world v2: waiting for {work} (another process holds {lock.name}; remove it if none does)")
+        while not out_file.exists():
+            time.sleep(10)
+        return json.loads(out_file.read_text())
+    try:
+        return _train_proxies2(work, cache, policy, scale, seed, shared_data)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _train_proxies2(work: Path, cache: Path, policy: Path, scale: Scale2, seed: int, shared_data: str) -> dict:
     from gprl.evaluate import score_pairs, summarise
     from gprl.models import GeneralPreferenceModel
     from gprl.models.generation import generate
@@ -102,8 +122,6 @@ def train_proxies2(work: Path, cache: Path, policy: Path, scale: Scale2, seed: i
     from gprl.world.split import draw
 
     out_file = work / "proxies.json"
-    if out_file.exists():
-        return json.loads(out_file.read_text())
     model, tok = load_policy(str(policy))
     prompts = draw("proxy", scale.proxy_prompts, seed=200 + seed)
     val_prompts = draw("proxy_val", scale.proxy_val_prompts, seed=300 + seed)
@@ -112,7 +130,6 @@ def train_proxies2(work: Path, cache: Path, policy: Path, scale: Scale2, seed: i
     n = len(prompts)
     train_pairs = mixture_pairs(prompts, samples[:n], scale.proxy_pairs, scale.bias, seed)
     held = gold_pairs(val_prompts, samples[n:], 10**9, seed)
-    work.mkdir(parents=True, exist_ok=True)
     f = work / "proxy_pairs.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in train_pairs))
     res: dict = {"labels": {"pairs": len(train_pairs), "biased_share": _share(train_pairs, "rater", "biased"),
@@ -126,7 +143,9 @@ def train_proxies2(work: Path, cache: Path, policy: Path, scale: Scale2, seed: i
         res[name] = {"path": str(d), "k": k, "heldout_gold_accuracy": acc["accuracy"], "n": acc["n"],
                      "per_family": {s: v["accuracy"] for s, v in acc.get("per_subset", {}).items()},
                      "axis_correlations": axis_correlations(rm, held)}
-    out_file.write_text(json.dumps(res, indent=2) + "\n")
+    tmp = out_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=2) + "\n")
+    tmp.rename(out_file)  # whole or not at all: other processes wait for it
     return res
 
 
@@ -196,7 +215,9 @@ def run_seed(scale_name: str, scale: Scale2, seed: int, arms: list[str], cache: 
     from gprl.world.split import draw
 
     policy = starting_policy(cache, version=2)
-    proxies = train_proxies2(work / "proxies" / f"s{seed}", cache, policy, scale, seed, shared_data)
+    # the proxies depend on the seed, not on --steps/--lr: every variant of a scale shares them
+    proxies = train_proxies2(_work(scale_name, None, None) / "proxies" / f"s{seed}", cache, policy, scale, seed,
+                             shared_data)
     todo = [a for a in arms if not (work / "runs" / f"{a}-s{seed}.json").exists()]
     if todo:
         start, tok = load_policy(str(policy))
@@ -266,7 +287,8 @@ def reproduce2(scale_name: str, out: Path, cache: Path, arms: list[str], seeds: 
         for s in seeds:
             run_seed(scale_name, scale, s, arms, cache, work, shared_data)
     runs = [json.loads(f.read_text()) for s in seeds for a in arms for f in [work / "runs" / f"{a}-s{s}.json"]]
-    proxies = {s: json.loads((work / "proxies" / f"s{s}" / "proxies.json").read_text()) for s in seeds}
+    proxies = {s: json.loads((_work(scale_name, None, None) / "proxies" / f"s{s}" / "proxies.json").read_text())
+               for s in seeds}
     from gprl.world.split import distinct
 
     policy = starting_policy(cache, version=2)
