@@ -152,7 +152,9 @@ def test_world_v2_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     ext = json.loads((tmp_path / "outputs/world-work/v2-tiny-steps4/runs/grpo_bt-s0.json").read_text())
     assert [e["step"] for e in ext["evals"]] == [0, 4]
     assert not (tmp_path / "outputs/world-work/v2-tiny-steps4/proxies").exists()
-    # finished runs are reused: a second invocation trains nothing
+    # finished runs are reused: a second invocation trains nothing, and keeps the reading written by hand
+    (out / "README.md").write_text(text + "\n## Reading (by hand)\n\nWhat the intervals show.\n")
     monkeypatch.setattr(v2, "run_arm", lambda *a, **k: pytest.fail("a finished run was run again"))
-    v2.reproduce2("tiny", tmp_path / "res2", tmp_path / "cache", arms, shared_data=str(ROOT / ".." / "shared" / "data"))
-    assert (tmp_path / "res2" / "curves.png").stat().st_size > 1000
+    v2.reproduce2("tiny", out, tmp_path / "cache", arms, shared_data=str(ROOT / ".." / "shared" / "data"))
+    again = (out / "README.md").read_text()
+    assert again.count("## Reading (by hand)\n\nWhat the intervals show.") == 1 and again.index("## Every arm") < again.index("## Reading")

@@ -286,7 +286,10 @@ def write_report2(out: Path, runs: list[dict], proxies: dict, meta: dict) -> Non
         "Per-run records (every evaluation with its per-draw outcomes as digits 0-4 = 4 x the mean over two samples; "
         "online arms' per-step rollouts and monitor state): `runs.jsonl`; the paired intervals: `paired.json`.",
     ]
-    (out / "README.md").write_text("\n".join(text) + "\n")
+    readme = out / "README.md"
+    if readme.exists() and "\n## Reading" in readme.read_text():  # a hand-written reading survives a re-report
+        text += ["", "## Reading" + readme.read_text().split("\n## Reading", 1)[1].rstrip("\n")]
+    readme.write_text("\n".join(text) + "\n")
     (out / "runs.jsonl").write_text("".join(json.dumps(_compact(r)) + "\n" for r in runs))
     (out / "paired.json").write_text(json.dumps(pr, indent=2) + "\n")
     (out / "proxies.json").write_text(json.dumps(proxies, indent=2) + "\n")
