@@ -127,9 +127,10 @@ def proxy_tables(proxies: dict) -> str:
                      f"{lab['heldout_gold_pairs']} | {100 * p['bt']['heldout_gold_accuracy']:.1f} | "
                      f"{100 * p['gpm']['heldout_gold_accuracy']:.1f} |")
     feats = [*ASPECTS, "length", "filler"]
-    lines += ["", "Correlation of each proxy axis's score c(chosen, rejected) with the difference of each gold aspect, "
-              "of length and of filler words, on the held-out gold pairs (mean over seeds; GPM axes in the order the "
-              "model has them, so an axis index means nothing across seeds: per seed in `proxies.json`):", "",
+    lines += ["", "Correlation of each proxy axis's score c(a, b) with the difference a - b of each gold aspect, of length "
+              "and of filler words, on the held-out gold pairs put in random order (mean over seeds; GPM axes in the "
+              "order the model has them, so an axis index means nothing across seeds: per seed in `proxies.json` and "
+              "below):", "",
               "| proxy axis | " + " | ".join(feats) + " |", "|" + "---|" * (len(feats) + 1)]
     for name in ("bt", "gpm"):
         n_ax = len(next(iter(proxies.values()))[name]["axis_correlations"])
@@ -137,34 +138,42 @@ def proxy_tables(proxies: dict) -> str:
             vals = [statistics.mean(p[name]["axis_correlations"][l][f] for p in proxies.values()) for f in feats]
             lines.append(f"| {name} axis {l} | " + " | ".join(f"{v:+.2f}" for v in vals) + " |")
     # the axis most aligned with filler, per seed (a name for "the single axis")
-    lines += ["", "Per seed, the GPM axis most correlated with filler words and its correlations:", ""]
+    lines += ["", "Per seed, the GPM axis most correlated with filler words (the \"filler axis\" of the per-axis figure) "
+              "and its correlations:", ""]
     for s, p in sorted(proxies.items()):
         ax = p["gpm"]["axis_correlations"]
-        l = max(range(len(ax)), key=lambda i: abs(ax[i]["filler"]))
+        l = filler_axis(p)
         lines.append(f"- seed {s}: axis {l}: filler {ax[l]['filler']:+.2f}, correct {ax[l]['correct']:+.2f}, "
                      f"brevity {ax[l]['brevity']:+.2f}, fluency {ax[l]['fluency']:+.2f}; the other axis: filler "
                      f"{ax[1 - l]['filler']:+.2f}, correct {ax[1 - l]['correct']:+.2f}")
     return "\n".join(lines)
 
 
-def monitor_lines(by: dict[str, dict[int, dict]]) -> list[str]:
+def filler_axis(proxy: dict) -> int:
+    """The GPM axis (of two) most correlated with filler words on the seed's held-out pairs."""
+    ax = proxy["gpm"]["axis_correlations"]
+    return max(range(len(ax)), key=lambda i: ax[i]["filler"])
+
+
+def monitor_lines(by: dict[str, dict[int, dict]], proxies: dict) -> list[str]:
     out = []
     for arm, rs in by.items():
+        if not _arm(arm).get("monitor"):
+            continue
         for s in sorted(rs):
-            r = rs[s]
-            if ARMS_WITH_MONITOR(arm):
-                ev = r["monitor_events"]
-                out.append(f"- {arm} seed {s}: " + ("none" if not ev else "; ".join(
-                    f"step {e['step']} {e['trigger']} on axis {e['axis']} (gains "
-                    + ", ".join(f"{g:+.3f}" for g in e["gains"]) + f"), eps {e['eps']:.3f}, beta {e['beta']:.3f}"
-                    for e in ev)))
+            ev, fa = rs[s]["monitor_events"], filler_axis(proxies[s]) if s in proxies else None
+            out.append(f"- {arm} seed {s}: " + ("none" if not ev else "; ".join(
+                f"step {e['step']} {e['trigger']} on axis {e['axis']}"
+                + (" (the filler axis)" if e["axis"] == fa else " (not the filler axis)" if fa is not None else "")
+                + " (gains " + ", ".join(f"{g:+.3f}" for g in e["gains"]) + f"), eps {e['eps']:.3f}, "
+                f"beta {e['beta']:.3f}" for e in ev)))
     return out
 
 
-def ARMS_WITH_MONITOR(arm: str) -> bool:  # noqa: N802 - a predicate named for what it selects
+def _arm(name: str) -> dict:
     from gprl.world.v2 import ARMS2
 
-    return bool(ARMS2.get(arm, {}).get("monitor"))
+    return ARMS2.get(name, {})
 
 
 def _mean_curve(rs: dict[int, dict], key: str) -> tuple[list[int], list[float]]:
@@ -173,7 +182,7 @@ def _mean_curve(rs: dict[int, dict], key: str) -> tuple[list[int], list[float]]:
     return steps, [statistics.mean(ev[i][key] for ev in evs if i < len(ev) and key in ev[i]) for i in range(len(steps))]
 
 
-def plot(by: dict[str, dict[int, dict]], out: Path) -> list[str]:
+def plot(by: dict[str, dict[int, dict]], out: Path, proxies: dict | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,7 +196,7 @@ def plot(by: dict[str, dict[int, dict]], out: Path) -> list[str]:
     for ax, (key, title) in zip(axes.flat, keys):
         for arm, rs in by.items():
             x, y = _mean_curve(rs, key)
-            ax.plot(x, y, marker="o", label=arm, linestyle="-" if ARMS_WITH_MONITOR(arm) or arm.startswith("g") else "--")
+            ax.plot(x, y, marker="o", label=arm, linestyle="-" if _arm(arm).get("kind") == "rl" else "--")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -198,19 +207,28 @@ def plot(by: dict[str, dict[int, dict]], out: Path) -> list[str]:
     plt.close(fig)
     files.append("curves.png")
     gpm_arms = [a for a, rs in by.items() if any("proxy_gpm_axis0" in e for r in rs.values() for e in r["evals"])]
-    if gpm_arms:
-        fig, axes = plt.subplots(1, len(gpm_arms), figsize=(4 * len(gpm_arms), 3.2), squeeze=False)
-        for ax, arm in zip(axes[0], gpm_arms):
-            for l in range(2):
-                x, y = _mean_curve(by[arm], f"proxy_gpm_axis{l}")
-                ax.plot(x, y, marker="o", label=f"GPM axis {l}")
+    if gpm_arms and proxies:
+        cols = 4
+        rows = (len(gpm_arms) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+        for ax, arm in zip(axes.flat, gpm_arms):
+            for role, style in (("filler", "o-"), ("other", "s--")):
+                curves = []
+                for seed, r in by[arm].items():
+                    l = filler_axis(proxies[seed]) if role == "filler" else 1 - filler_axis(proxies[seed])
+                    curves.append([e[f"proxy_gpm_axis{l}"] for e in r["evals"]])
+                steps = [e["step"] for e in next(iter(by[arm].values()))["evals"]]
+                ax.plot(steps, np.mean(curves, 0), style, label=f"GPM {role} axis")
             x, y = _mean_curve(by[arm], "gold_win")
-            ax.plot(x, y, marker="s", color="k", label="gold win")
+            ax.plot(x, y, "^-", color="k", label="gold win")
             ax.set_title(arm)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(gpm_arms):]:
+            ax.axis("off")
         axes[0][0].legend(fontsize=7)
-        fig.suptitle("Per-axis view: each GPM axis's P(win) vs the starting answer (mean over seeds)")
+        fig.suptitle("Per-axis view: P(win) vs the starting answer on each GPM axis (the seed's axis most correlated "
+                     "with filler, and the other), mean over seeds")
         fig.tight_layout()
         fig.savefig(out / "axes.png", dpi=90)
         plt.close(fig)
@@ -231,7 +249,7 @@ def write_report2(out: Path, runs: list[dict], proxies: dict, meta: dict) -> Non
     by = _by_arm(runs)
     at, rows = arm_table(by)
     pr = paired(by)
-    figs = plot(by, out)
+    figs = plot(by, out, proxies)
     sc = meta["scale"]
     start = [r["evals"][0] for r in runs]
     parts = meta["parts"]
@@ -277,7 +295,7 @@ def write_report2(out: Path, runs: list[dict], proxies: dict, meta: dict) -> Non
         "",
         "## Monitor events",
         "",
-        *monitor_lines(by),
+        *monitor_lines(by, proxies),
         "",
         "## Figures",
         "",
