@@ -158,3 +158,14 @@ def test_world_v2_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     v2.reproduce2("tiny", out, tmp_path / "cache", arms, shared_data=str(ROOT / ".." / "shared" / "data"))
     again = (out / "README.md").read_text()
     assert again.count("## Reading (by hand)\n\nWhat the intervals show.") == 1 and again.index("## Every arm") < again.index("## Reading")
+
+
+@pytest.mark.parametrize("argv, message", [(["--arms", "gprl,nope"], "unknown arm(s) nope"),
+                                           (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
+                                           (["--lr", "0"], "--lr must be > 0")])
+def test_bad_arguments_stop_with_one_message(argv, message):
+    from gprl.world.v2 import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert message in str(e.value)
