@@ -130,7 +130,6 @@ class Evaluator2:
         self.start = [a for g in generate(start_model, tok, draws, samples, max_tokens, 1.0, 1.0, seed=7_000 + seed,
                                           batch_size=256, desc="start answers") for a in g]
         self.v_start = {name: rm.embed(self.prompts, self.start) for name, rm in proxies.items()}
-        self.lp_start_cache: dict[str, float] = {}
 
     @torch.no_grad()
     def __call__(self, model, step: int) -> dict:
