@@ -48,10 +48,20 @@ def job_ids(sweep_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in (sweep_dir / ".submitit").glob("*/*_submitted.pkl"))
 
 
-def job_info(job_id: str) -> dict[str, str]:
-    """``scontrol show job`` as a dict (the local cluster keeps finished jobs for 10 minutes: MinJobAge=600)."""
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
-    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+def job_info(job_id: str, settle_s: float = 60) -> dict[str, str]:
+    """``scontrol show job`` as a dict (the local cluster keeps finished jobs for 10 minutes: MinJobAge=600). A job
+    whose results are already written can still show COMPLETING for a moment while slurmctld finishes its epilogue:
+    wait (up to ``settle_s``) until it leaves that state."""
+    import time
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
+                             check=True).stdout
+        info = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        if info.get("JobState") != "COMPLETING" or time.monotonic() > deadline:
+            return info
+        time.sleep(1)
 
 
 def when(s: str) -> datetime:
