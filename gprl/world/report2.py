@@ -39,10 +39,6 @@ def per_run(run: dict) -> dict:
             "draws_final": o[-1], "draws_auc": auc(steps, o.T)}
 
 
-def _f(x: float | None, scale: float = 100.0, nd: int = 1) -> str:
-    return "n/a" if x is None else f"{scale * x:.{nd}f}"
-
-
 def _ms(xs: list[float], scale: float = 100.0) -> str:
     xs = [scale * x for x in xs if x is not None]
     if not xs:

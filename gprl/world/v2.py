@@ -74,7 +74,6 @@ ARMS2: dict[str, dict] = {
     "sppo_gpm": {"kind": "po", "k": 4, "loss": "sppo"},
     "dpo_bt": {"kind": "po", "k": 1, "loss": "dpo"},
 }
-BASELINES = ("grpo_bt", "grpo_gpm", "gprl_no_monitor", "gpo_gpm", "sppo_gpm", "dpo_bt")  # GPRL minus each
 PROXY_K = {"bt": 1, "gpm": 4}
 EVAL_SEED = 10_000  # the evaluation draws: the same for every seed and arm
 
