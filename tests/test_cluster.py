@@ -49,19 +49,25 @@ def job_ids(sweep_dir: Path) -> list[str]:
 
 
 def job_info(job_id: str, settle_s: float = 60) -> dict[str, str]:
-    """``scontrol show job`` as a dict (the local cluster keeps finished jobs for 10 minutes: MinJobAge=600). A job
-    whose results are already written can still show COMPLETING for a moment while slurmctld finishes its epilogue:
-    wait (up to ``settle_s``) until it leaves that state."""
-    import time
+    """``scontrol show job`` as a dict (the local cluster keeps finished jobs for 10 minutes: MinJobAge=600).
 
+    submitit calls a job done as soon as its result file exists, while the job's Python process may still be
+    exiting (RUNNING), and slurmctld then shows COMPLETING until the node's epilogue is done: wait (up to
+    ``settle_s``) while the job is in one of these two states, so that the state read is the one it ended in.
+    CI saw a sweep's job read too early once; ``settle_s=0`` reads the state as it is now."""
     deadline = time.monotonic() + settle_s
     while True:
         out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True,
                              check=True).stdout
         info = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-        if info.get("JobState") != "COMPLETING" or time.monotonic() > deadline:
+        if info.get("JobState") not in ("RUNNING", "COMPLETING") or time.monotonic() > deadline:
             return info
         time.sleep(1)
+
+
+def state(info: dict[str, str]) -> dict[str, str | None]:
+    """The fields that say how a job ended (a whole ``scontrol`` record is too long to read in an assertion)."""
+    return {k: info.get(k) for k in ("JobId", "JobState", "Reason", "ExitCode", "Restarts", "EndTime")}
 
 
 def when(s: str) -> datetime:
@@ -93,7 +99,8 @@ def test_sweep_runs_every_job_on_slurm_into_the_local_run_directories(tiny_encod
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     ids = job_ids(sweep)
     assert len(ids) == 2, ids
-    assert all(job_info(i)["JobState"] == "COMPLETED" for i in ids), [job_info(i) for i in ids]
+    info = [job_info(i) for i in ids]
+    assert all(j["JobState"] == "COMPLETED" for j in info), [state(j) for j in info]
     runs = sorted(p for p in sweep.iterdir() if (p / "results.json").exists())
     assert sorted(results(p)["k"] for p in runs) == [1, 2]
     before = snapshot(sweep)
@@ -133,7 +140,7 @@ def test_table_rows_are_submitted_together_and_collected(tiny_encoder, pairs_fil
     ids = [i for d in sorted((out / "tables").iterdir()) for i in job_ids(d)]
     assert len(ids) == 2, ids
     info = [job_info(i) for i in ids]
-    assert all(j["JobState"] == "COMPLETED" for j in info), info
+    assert all(j["JobState"] == "COMPLETED" for j in info), [state(j) for j in info]
     # every row was in the queue before any row's job ended
     assert max(when(j["SubmitTime"]) for j in info) < min(when(j["EndTime"]) for j in info), \
         [(j["JobId"], j["SubmitTime"], j["StartTime"], j["EndTime"]) for j in info]
@@ -188,9 +195,9 @@ def test_preempted_job_is_requeued_resumes_and_ends_as_an_uninterrupted_run(tiny
     before = snapshot(run_dir)
     subprocess.run(["scontrol", "requeue", job], check=True)
     deadline = time.time() + 300
-    while (info := job_info(job))["JobState"] != "COMPLETED" or int(info["Restarts"]) < 2:
-        assert info["JobState"] in ("PENDING", "RUNNING", "COMPLETING", "COMPLETED", "REQUEUED"), info
-        assert time.time() < deadline, info
+    while (info := job_info(job, settle_s=0))["JobState"] != "COMPLETED" or int(info["Restarts"]) < 2:
+        assert info["JobState"] in ("PENDING", "RUNNING", "COMPLETING", "COMPLETED", "REQUEUED"), state(info)
+        assert time.time() < deadline, state(info)
         time.sleep(1)
     after = snapshot(run_dir)
     assert after.pop("run.log") != before.pop("run.log")  # the log says the job ran again (submitit's lines) ...
