@@ -169,3 +169,31 @@ def test_bad_arguments_stop_with_one_message(argv, message):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert message in str(e.value)
+
+
+def test_the_shared_data_path_reaches_every_worker(monkeypatch, tmp_path):
+    """``--shared-data`` (default ``$GPRL_SHARED_DATA``, as conf/paths) goes to the runs of this process and to the
+    command line of every worker process, not a fixed ``../shared/data``."""
+    from gprl.world import v2
+    from gprl.world import models as world_models
+
+    seen, cmds = [], []
+    monkeypatch.setattr(v2, "run_seed", lambda *a: seen.append(a[-1]))
+    monkeypatch.setenv("GPRL_SHARED_DATA", str(tmp_path / "data-from-env"))
+    v2.main(["--scale", "smoke", "--seeds", "0", "--worker"])
+    v2.main(["--scale", "smoke", "--seeds", "0", "--worker", "--shared-data", str(tmp_path / "flag")])
+    assert seen == [str(tmp_path / "data-from-env"), str(tmp_path / "flag")]
+
+    class Done:
+        def __init__(self, cmd, env):
+            cmds.append(cmd)
+
+        def wait(self):
+            return 1  # a failed worker: reproduce2 stops before it reads any run
+
+    monkeypatch.setattr(world_models, "starting_policy", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(v2.subprocess, "Popen", Done)
+    with pytest.raises(GprlError, match="a worker failed"):
+        v2.reproduce2("smoke", tmp_path / "out", tmp_path / "cache", ["gprl"], [0, 1], workers=2,
+                      shared_data=str(tmp_path / "flag"))
+    assert len(cmds) == 2 and all(c[c.index("--shared-data") + 1] == str(tmp_path / "flag") for c in cmds), cmds

@@ -272,6 +272,13 @@ def policy_cycles(model, tok, scale: Scale) -> dict:
     return res
 
 
+def default_shared_data() -> str:
+    """Where the shipped data lives: ``$GPRL_SHARED_DATA`` or ``../shared/data``, as ``conf/paths/default.yaml``."""
+    import os
+
+    return os.environ.get("GPRL_SHARED_DATA", "../shared/data")
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -281,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path(".cache/gprl/world"))
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--lr", type=float, default=None, help="override the scale's learning rate (separate runs)")
+    ap.add_argument("--shared-data", default=default_shared_data(),
+                    help="the shipped data (default: $GPRL_SHARED_DATA or ../shared/data, as conf/paths says)")
     a = ap.parse_args(argv)
     arms = [x for x in a.arms.split(",") if x]
     unknown = [x for x in arms if x not in ARMS]
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     command = "python -m gprl.world.experiment " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(reproduce(a.scale, out, a.cache, arms, lr=a.lr, command=command.strip()))
+    print(reproduce(a.scale, out, a.cache, arms, a.shared_data, lr=a.lr, command=command.strip()))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from gprl.world.experiment import default_shared_data
 from gprl.world.oracle import ASPECTS, gold_pairs
 
 
@@ -272,7 +273,8 @@ def reproduce2(scale_name: str, out: Path, cache: Path, arms: list[str], seeds: 
             if not mine:
                 continue
             cmd = [sys.executable, "-m", "gprl.world.v2", "--scale", scale_name, "--arms", ",".join(arms),
-                   "--seeds", ",".join(map(str, mine)), "--cache", str(cache), "--worker"]
+                   "--seeds", ",".join(map(str, mine)), "--cache", str(cache), "--shared-data", shared_data,
+                   "--worker"]
             cmd += (["--steps", str(steps)] if steps else []) + (["--lr", str(lr)] if lr else [])
             env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
             procs.append(subprocess.Popen(cmd, env=env))
@@ -324,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1, help="processes (seeds are split between them)")
     ap.add_argument("--steps", type=int, default=None, help="extended runs: more optimiser steps (separate runs)")
     ap.add_argument("--lr", type=float, default=None, help="online arms' learning rate (separate runs)")
+    ap.add_argument("--shared-data", default=default_shared_data(),
+                    help="the shipped data (default: $GPRL_SHARED_DATA or ../shared/data, as conf/paths says)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     arms = [x for x in a.arms.split(",") if x]
@@ -340,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.worker:
         scale = _scale(a.scale, a.steps, a.lr)
         for s in seeds or scale.seeds:
-            run_seed(a.scale, scale, s, arms, a.cache, _work(a.scale, a.steps, a.lr), "../shared/data")
+            run_seed(a.scale, scale, s, arms, a.cache, _work(a.scale, a.steps, a.lr), a.shared_data)
         return
     tag = (f"steps{a.steps}" if a.steps else "") + (f"lr{a.lr:g}" if a.lr else "")
     out = a.out or (Path("results/world/v2") / tag if a.scale == "full" else Path("outputs/world-v2-smoke") / tag)
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     from gprl import GprlError
 
     try:
-        print(reproduce2(a.scale, out, a.cache, arms, seeds, a.workers, steps=a.steps, lr=a.lr,
+        print(reproduce2(a.scale, out, a.cache, arms, seeds, a.workers, a.shared_data, steps=a.steps, lr=a.lr,
                          command=command.strip()))
     except GprlError as e:
         raise SystemExit(f"gprl: error: {e}") from None
