@@ -272,11 +272,13 @@ def policy_cycles(model, tok, scale: Scale) -> dict:
     return res
 
 
-def default_shared_data() -> str:
-    """Where the shipped data lives: ``$GPRL_SHARED_DATA`` or ``../shared/data``, as ``conf/paths/default.yaml``."""
+def add_shared_data_arg(ap) -> None:
+    """``--shared-data`` for the world CLIs: the shipped data, ``$GPRL_SHARED_DATA`` or ``../shared/data`` by
+    default, as ``conf/paths/default.yaml``."""
     import os
 
-    return os.environ.get("GPRL_SHARED_DATA", "../shared/data")
+    ap.add_argument("--shared-data", default=os.environ.get("GPRL_SHARED_DATA", "../shared/data"),
+                    help="the shipped data (default: $GPRL_SHARED_DATA or ../shared/data, as conf/paths says)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,8 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path(".cache/gprl/world"))
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--lr", type=float, default=None, help="override the scale's learning rate (separate runs)")
-    ap.add_argument("--shared-data", default=default_shared_data(),
-                    help="the shipped data (default: $GPRL_SHARED_DATA or ../shared/data, as conf/paths says)")
+    add_shared_data_arg(ap)
     a = ap.parse_args(argv)
     arms = [x for x in a.arms.split(",") if x]
     unknown = [x for x in arms if x not in ARMS]

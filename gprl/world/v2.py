@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from gprl.world.experiment import default_shared_data
+from gprl.world.experiment import add_shared_data_arg
 from gprl.world.oracle import ASPECTS, gold_pairs
 
 
@@ -326,8 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1, help="processes (seeds are split between them)")
     ap.add_argument("--steps", type=int, default=None, help="extended runs: more optimiser steps (separate runs)")
     ap.add_argument("--lr", type=float, default=None, help="online arms' learning rate (separate runs)")
-    ap.add_argument("--shared-data", default=default_shared_data(),
-                    help="the shipped data (default: $GPRL_SHARED_DATA or ../shared/data, as conf/paths says)")
+    add_shared_data_arg(ap)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     arms = [x for x in a.arms.split(",") if x]
